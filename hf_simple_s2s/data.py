@@ -138,7 +138,9 @@ def find_split_files(data_dir: str | Path, source_lang: str, target_lang: str) -
     return found
 
 
-def load_multi30k(data_dir: str | Path = MULTI30K_DIR, source_lang: str = "de", target_lang: str = "en") -> DatasetDict:
+def load_multi30k(
+    data_dir: str | Path = MULTI30K_DIR, source_lang: str = "de", target_lang: str = "en"
+) -> DatasetDict:
     """Multi30k task 1 (Elliott et al. 2016): train 29000, validation 1014, test (2016 Flickr) 1000 pairs."""
     return load_parallel_corpus(data_dir, source_lang, target_lang)
 

@@ -12,6 +12,11 @@ _FEATURES = datasets.Features(
 )
 
 
+def reference_streams(references: list[list[str]]) -> list[tuple[str, ...]]:
+    """evaluate's per-sentence reference lists -> sacrebleu's per-stream lists (all sentences need as many)."""
+    return list(zip(*references, strict=True))
+
+
 class SacreBleu(evaluate.Metric):
     """Detokenized corpus BLEU (Post 2018), cased unless `lowercase=True`; `13a` tokenization as in WMT."""
 
@@ -20,7 +25,7 @@ class SacreBleu(evaluate.Metric):
 
     def _compute(self, predictions, references, lowercase: bool = False, tokenize: str = "13a") -> dict:
         scorer = sacrebleu.BLEU(lowercase=lowercase, tokenize=tokenize)
-        score = scorer.corpus_score(predictions, list(zip(*references)))
+        score = scorer.corpus_score(predictions, reference_streams(references))
         return {"score": score.score, "signature": str(scorer.get_signature())}
 
 
@@ -31,12 +36,14 @@ class ChrF(evaluate.Metric):
         return evaluate.MetricInfo(description=self.__doc__, citation="", features=_FEATURES)
 
     def _compute(self, predictions, references) -> dict:
-        return {"score": sacrebleu.corpus_chrf(predictions, list(zip(*references))).score}
+        return {"score": sacrebleu.corpus_chrf(predictions, reference_streams(references)).score}
 
 
 def bleu_signature(lowercase: bool = False) -> str:
     """sacreBLEU's signature of the BLEU settings used here (one reference), for reports."""
-    return str(SacreBleu(keep_in_memory=True).compute(predictions=["a"], references=[["a"]], lowercase=lowercase)["signature"])
+    return str(
+        SacreBleu(keep_in_memory=True).compute(predictions=["a"], references=[["a"]], lowercase=lowercase)["signature"]
+    )
 
 
 def translation_scores(predictions: list[str], references: list[str]) -> dict[str, float]:

@@ -43,7 +43,9 @@ def eval_results(metrics: dict[str, Any], dataset_name: str, dataset_type: str) 
     scores = metrics["scores"]["test"][metrics["selected_decoding"]]
     common = dict(task_type="translation", dataset_type=dataset_type, dataset_name=dataset_name, dataset_split="test")
     return [
-        EvalResult(metric_type="bleu", metric_name="BLEU (sacreBLEU, cased)", metric_value=round(scores["bleu"], 2), **common),
+        EvalResult(
+            metric_type="bleu", metric_name="BLEU (sacreBLEU, cased)", metric_value=round(scores["bleu"], 2), **common
+        ),
         EvalResult(
             metric_type="bleu",
             metric_name="BLEU (lowercased)",

@@ -29,7 +29,9 @@ def plot_attention(
         source_tokens, target_tokens: the labels of the columns and rows; their counts must match the shape.
         figsize: in inches; the PNG is `figsize * dpi` pixels. By default it grows with the token counts.
     """
-    weights = attention.detach().float().cpu().numpy() if isinstance(attention, torch.Tensor) else np.asarray(attention)
+    weights = (
+        attention.detach().float().cpu().numpy() if isinstance(attention, torch.Tensor) else np.asarray(attention)
+    )
     while weights.ndim > 2 and weights.shape[0] == 1:
         weights = weights[0]
     if weights.ndim != 2:
@@ -61,9 +63,7 @@ def plot_attention(
     return path
 
 
-def cross_attention_matrix(
-    cross_attentions: tuple, index: int = 0, layer: int = -1, head: int = 0
-) -> torch.Tensor:
+def cross_attention_matrix(cross_attentions: tuple, index: int = 0, layer: int = -1, head: int = 0) -> torch.Tensor:
     """One sequence's `(tgt_len, src_len)` weights out of a model output's `cross_attentions`.
 
     Accepts both layouts: a forward pass's tuple over layers of `(batch, heads, tgt_len, src_len)`, and greedy

@@ -33,8 +33,8 @@ from transformers import (
     Seq2SeqTrainingArguments,
     TrainerCallback,
 )
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, set_seed
 from transformers.integrations import is_tensorboard_available
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, set_seed
 
 from . import SimpleS2SConfig, SimpleS2SForConditionalGeneration
 from .data import MULTI30K_DIR, load_parallel_corpus
@@ -216,39 +216,42 @@ def read_argument_file(path: str) -> dict[str, Any]:
     return values
 
 
-def prepare_output_dir(output_dir: Path, job_args: MainJobArguments) -> str | None:
-    """Refuse an --output_dir holding something else; returns the checkpoint to resume from, if any."""
-    fingerprint = {name: getattr(job_args, name) for name in MODEL_FIELDS}
-    if output_dir.is_dir() and any(output_dir.iterdir()):
-        run_file = output_dir / RUN_FILE
-        if not run_file.is_file():
-            raise UsageError(f"--output_dir {output_dir} is not empty and holds no run of this script; pick another")
-        previous = json.loads(run_file.read_text())["model"]
-        if job_args.overwrite_output_dir and not job_args.resume:
-            shutil.rmtree(output_dir)
-        else:
-            changed = [name for name in MODEL_FIELDS if previous.get(name) != fingerprint[name]]
-            if changed:
-                name = changed[0]
-                raise UsageError(
-                    f"--output_dir {output_dir} already holds a different model ({name}={previous.get(name)!r} "
-                    f"there, {fingerprint[name]!r} here); pick another --output_dir or pass --overwrite_output_dir"
-                )
-            checkpoint = last_complete_checkpoint(output_dir)
-            if job_args.resume:
-                if checkpoint is None:
-                    raise UsageError(f"--resume: no complete checkpoint in {output_dir}")
-                return checkpoint
+def check_output_dir(output_dir: Path, job_args: MainJobArguments) -> str | None:
+    """Refuse an --output_dir that holds something else; returns the checkpoint to resume from, if any."""
+    if not (output_dir.is_dir() and any(output_dir.iterdir())):
+        if job_args.resume:
+            raise UsageError(f"--resume: nothing to resume in {output_dir}")
+        return None
+    run_file = output_dir / RUN_FILE
+    if not run_file.is_file():
+        raise UsageError(f"--output_dir {output_dir} is not empty and holds no run of this script; pick another")
+    if job_args.overwrite_output_dir and not job_args.resume:
+        return None
+    previous = json.loads(run_file.read_text())["model"]
+    for name in MODEL_FIELDS:
+        if previous.get(name) != getattr(job_args, name):
             raise UsageError(
-                f"--output_dir {output_dir} already holds this run; pass --resume to continue it "
-                "or --overwrite_output_dir to start over"
+                f"--output_dir {output_dir} already holds a different model ({name}={previous.get(name)!r} there, "
+                f"{getattr(job_args, name)!r} here); pick another --output_dir or pass --overwrite_output_dir"
             )
-    elif job_args.resume:
-        raise UsageError(f"--resume: nothing to resume in {output_dir}")
+    if not job_args.resume:
+        raise UsageError(
+            f"--output_dir {output_dir} already holds this run; pass --resume to continue it "
+            "or --overwrite_output_dir to start over"
+        )
+    checkpoint = last_complete_checkpoint(output_dir)
+    if checkpoint is None:
+        raise UsageError(f"--resume: no complete checkpoint in {output_dir}")
+    return checkpoint
+
+
+def start_output_dir(output_dir: Path, job_args: MainJobArguments) -> None:
+    """A fresh run: clear an earlier run of this script (only one, see `check_output_dir`) and record this one."""
+    if (output_dir / RUN_FILE).is_file():
+        shutil.rmtree(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    run = {"model": fingerprint, "job": dataclasses.asdict(job_args)}
+    run = {"model": {name: getattr(job_args, name) for name in MODEL_FIELDS}, "job": dataclasses.asdict(job_args)}
     (output_dir / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")
-    return None
 
 
 def last_complete_checkpoint(output_dir: Path) -> str | None:
@@ -360,7 +363,9 @@ def format_table(scores: dict[str, dict[str, dict[str, float]]]) -> str:
     rows = [f"{'split':<11}{'decoding':<10}{'BLEU':>7}{'BLEU(lc)':>10}{'chrF':>7}"]
     for split_name, by_decoding in scores.items():
         for decoding, s in by_decoding.items():
-            rows.append(f"{split_name:<11}{decoding:<10}{s['bleu']:>7.2f}{s['bleu_lowercase']:>10.2f}{s['chrf']:>7.2f}")
+            rows.append(
+                f"{split_name:<11}{decoding:<10}{s['bleu']:>7.2f}{s['bleu_lowercase']:>10.2f}{s['chrf']:>7.2f}"
+            )
     return "\n".join(rows)
 
 
@@ -401,6 +406,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 def setup(argv: Sequence[str]):
     job_args, training_args = parse_arguments(argv)
     output_dir = Path(training_args.output_dir)
+    resume_from = check_output_dir(output_dir, job_args)
     splits = load_parallel_corpus(job_args.data_dir, job_args.source_lang, job_args.target_lang)
     for required in ("validation", "test"):
         if required not in splits:
@@ -410,7 +416,8 @@ def setup(argv: Sequence[str]):
     for split_name, limit in limits.items():
         if limit is not None:
             splits[split_name] = splits[split_name].select(range(min(limit, len(splits[split_name]))))
-    resume_from = prepare_output_dir(output_dir, job_args)
+    if resume_from is None:
+        start_output_dir(output_dir, job_args)
     return job_args, training_args, splits, resume_from
 
 
@@ -464,7 +471,9 @@ def run(job_args: MainJobArguments, training_args: Seq2SeqTrainingArguments, spl
     train_result = trainer.train(resume_from_checkpoint=resume_from)
     if interrupt.interrupted:
         checkpoint = last_complete_checkpoint(output_dir)
-        print(f"Stopped; last checkpoint: {checkpoint}. Continue with the same command plus --resume.", file=sys.stderr)
+        print(
+            f"Stopped; last checkpoint: {checkpoint}. Continue with the same command plus --resume.", file=sys.stderr
+        )
         raise SystemExit(130)
 
     # Evaluation of the best checkpoint (loaded back by the Trainer): greedy vs beam, then the winner is kept.

@@ -14,7 +14,9 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, PreTrainedModel, 
 import hf_simple_s2s  # noqa: F401  (registers the model with the Auto classes)
 
 
-def load_translator(model_name_or_path: str, device: str | None = None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def load_translator(
+    model_name_or_path: str, device: str | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The model (in eval mode) and tokenizer of a saved folder or Hub repository."""
     tokenizer = AutoTokenizer.from_pretrained(model_name_or_path)
     model = AutoModelForSeq2SeqLM.from_pretrained(model_name_or_path)
@@ -56,8 +58,15 @@ def translate(
     return translations
 
 
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """Reports a bad command line in one line (`prog: error: ...`), without the usage text."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="simple-s2s-translate", description=__doc__.splitlines()[0])
+    parser = OneLineArgumentParser(prog="simple-s2s-translate", description=__doc__.splitlines()[0])
     parser.add_argument("model", help="a saved model folder or a Hub repository name")
     parser.add_argument("text", nargs="*", help="sentences to translate (default: read --file or stdin)")
     parser.add_argument("--file", "-f", help="a text file with one sentence per line ('-' for stdin)")
@@ -65,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--max_new_tokens", type=int, help="default: the model's generation config")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--device", help="e.g. cpu or cuda (default: cpu)")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     if args.text and args.file:
         parser.error("pass sentences or --file, not both")
     if args.batch_size < 1:
