@@ -98,18 +98,19 @@ PRESETS: dict[str, dict[str, Any]] = {
         vocab_size=2000,
         embedding_size=96,
         hidden_size=128,
-        attention_type="luong_general",
+        attention_type="luong_general",  # no per-step loop in training: the fastest to train on a CPU
+        tie_word_embeddings=False,  # in short runs an untied output layer learned faster (lower validation loss)
         dropout=0.1,
         max_eval_samples=200,
         num_beams=4,
-        num_train_epochs=2,
-        per_device_train_batch_size=64,
+        num_train_epochs=3,
+        per_device_train_batch_size=32,
         per_device_eval_batch_size=100,
-        learning_rate=3e-3,
+        learning_rate=1e-2,  # high for Adam, but in a few minutes it reached a lower loss than 3e-3
         warmup_steps=0.05,
-        eval_steps=300,
-        save_steps=300,
-        logging_steps=25,
+        eval_steps=900,
+        save_steps=900,
+        logging_steps=50,
     ),
     # The classic Multi30k baseline (emb 256, bi-GRU 512, decoder 512, Bahdanau attention): ~20M parameters.
     "full": dict(

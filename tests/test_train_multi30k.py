@@ -210,3 +210,12 @@ def test_ctrl_c_keeps_a_checkpoint_and_resume_continues_it(data_dir, tmp_path, m
     assert steps_run == [3, 4, 5]  # continued, not restarted
     assert (output_dir / "model.safetensors").is_file()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.slow
+def test_tiny_preset_learns_to_translate(tmp_path):
+    """The default preset on all of Multi30k (several minutes): `pytest -m slow tests/test_train_multi30k.py`."""
+    main([f"--output_dir={tmp_path / 'tiny'}", "--disable_tqdm=true"])
+    metrics = json.loads((tmp_path / "tiny" / "metrics.json").read_text())
+    assert metrics["scores"]["test"]["greedy"]["bleu"] > 10
+    assert metrics["scores"]["test"][metrics["selected_decoding"]]["bleu_lowercase"] > 10
