@@ -101,7 +101,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         attention_type="luong_general",  # no per-step loop in training: the fastest to train on a CPU
         tie_word_embeddings=False,  # in short runs an untied output layer learned faster (lower validation loss)
         dropout=0.1,
-        max_eval_samples=200,
         num_beams=4,
         num_train_epochs=3,
         per_device_train_batch_size=32,
