@@ -353,7 +353,7 @@ class SimpleS2SPreTrainedModel(PreTrainedModel):
     def save_pretrained(self, save_directory, *args, **kwargs):
         # `register_for_auto_class` writes the `auto_map` entry of the saved class only; name every entry point so
         # that AutoModel and AutoModelForSeq2SeqLM both load the folder with `trust_remote_code=True`.
-        self.config.auto_map = {**(self.config.auto_map or {}), **AUTO_MAP}
+        self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **AUTO_MAP}
         return super().save_pretrained(save_directory, *args, **kwargs)
 
     @classmethod
