@@ -174,8 +174,11 @@ class SimpleS2SEncoder(nn.Module):
             output_attentions: accepted for the `generate()` interface; a GRU encoder has no self-attention.
         """
         check_token_ids(input_ids, self.config.vocab_size, "input_ids")
-        if input_ids.dim() != 2:
-            raise ValueError(f"`input_ids` must have shape (batch, src_len), got {tuple(input_ids.shape)}")
+        if input_ids.dim() != 2 or 0 in input_ids.shape:
+            raise ValueError(
+                f"`input_ids` must have shape (batch, src_len) with at least one row and one token, got "
+                f"{tuple(input_ids.shape)}"
+            )
         if attention_mask is not None and attention_mask.shape != input_ids.shape:
             raise ValueError(
                 f"`attention_mask` has shape {tuple(attention_mask.shape)} but `input_ids` has shape "

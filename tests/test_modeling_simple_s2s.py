@@ -1,5 +1,7 @@
 """Model tests in the spirit of transformers' own: shapes, cache equivalences, padding invariances, generate()."""
 
+import re
+
 import pytest
 import torch
 from conftest import ATTENTION_TYPES, VOCAB_SIZE, padded_batch, tiny_config, tiny_model
@@ -433,3 +435,10 @@ def test_unidirectional_and_single_layer_variants_decode_consistently(attention_
     without = model.generate(input_ids, attention_mask=attention_mask, num_beams=2, use_cache=False, **GEN)
     assert torch.equal(with_cache, without)
     assert model.model.encoder.gru.bidirectional is False
+
+
+@pytest.mark.parametrize("shape", [(2, 0), (0, 5), (5,)])
+def test_empty_or_flat_source_is_refused(shape):
+    model = tiny_model()
+    with pytest.raises(ValueError, match=rf"input_ids.*{re.escape(str(shape))}"):
+        model.generate(torch.full(shape, 5, dtype=torch.long), max_new_tokens=3)
