@@ -500,6 +500,15 @@ class SimpleS2SForConditionalGeneration(SimpleS2SPreTrainedModel, GenerationMixi
     def get_decoder(self) -> SimpleS2SDecoder:
         return self.model.decoder
 
+    def _resize_token_embeddings(self, new_num_tokens, pad_to_multiple_of=None, mean_resizing=True):
+        # The default resizes the input embedding (the encoder's) and the output layer; a decoder embedding of its
+        # own must follow, or the decoder would keep the old vocabulary.
+        if not self.config.share_embeddings:
+            self.model.decoder.embed_tokens = self._get_resized_embeddings(
+                self.model.decoder.embed_tokens, new_num_tokens, pad_to_multiple_of, mean_resizing
+            )
+        return super()._resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
+
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
 
