@@ -36,6 +36,8 @@ class SimpleS2STranslationPipeline(Pipeline):
             return super().__call__(inputs, **kwargs)
         if not isinstance(inputs, list) or not all(isinstance(text, str) for text in inputs):
             raise ValueError(f"`inputs` must be a string or a list of strings, got {inputs!r}")
+        if not inputs:
+            return []
         results = super().__call__(inputs, **kwargs)
         if all(len(result) == 1 for result in results):
             return [result[0] for result in results]

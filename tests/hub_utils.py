@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import torch
 from huggingface_hub import CommitInfo, CommitOperationAdd, HfApi, RepoUrl
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
@@ -32,6 +33,16 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]  # ids 0..3, as the model config expects
 WORDS = list("abcdefghijklmnopqrstuvwxyz") + [str(digit) for digit in range(10)]
 SOURCES = ["a b c d", "h e l l o", "w o r l d", "1 2 3", "q"]  # what the tests translate; lengths differ
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Autouse in the modules that import it: tiny models run fastest on one thread, and on a shared, loaded machine
+    more threads only contend (here one README run took 30 s with the default threads, 2 s with one)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def tiny_tokenizer() -> PreTrainedTokenizerFast:
@@ -203,6 +214,7 @@ def run_fresh_python(code: str, hub_cache: Path, *, package_importable: bool = T
         "HF_MODULES_CACHE": str(Path(hub_cache) / "modules"),
         "HF_HUB_DISABLE_TELEMETRY": "1",
         "TOKENIZERS_PARALLELISM": "false",
+        "OMP_NUM_THREADS": "1",  # as `one_torch_thread` does in the test process
     }
     env.pop("HF_HOME", None)
     if package_importable:
