@@ -3,8 +3,8 @@
 The Hub cannot be reached from CI, so uploads are tested at `huggingface_hub`'s own seam: transformers sends every
 push through one shared `HfApi` instance (`transformers.utils.hub.hf_api()`); `RecordingHfApi` replaces it, keeps the
 commit operations transformers builds (path in repo, bytes, sha256) and answers like the Hub would. What was recorded
-is then laid out on disk exactly as `hf_hub_download` leaves a repository in the cache, so that loading by name with
-`HF_HUB_OFFLINE=1` goes through huggingface_hub's real offline resolution.
+is then laid out on disk as `hf_hub_download` leaves a repository in the cache (refs, snapshots linking to blobs), so
+that loading by name with `HF_HUB_OFFLINE=1` goes through huggingface_hub's real offline resolution.
 """
 
 import atexit
@@ -97,6 +97,7 @@ class RecordedCommit:
     oid: str  # 40 hex digits, like a git commit id
     repo_id: str
     branch: str
+    parent: str | None  # the branch's head before this commit
     message: str
     files: list[RecordedFile]
 
@@ -141,7 +142,7 @@ class RecordingHfApi(HfApi):
         for recorded in sorted(files, key=lambda recorded: recorded.path_in_repo):
             digest.update(f"{recorded.path_in_repo} {recorded.sha256}\n".encode())
         oid = digest.hexdigest()
-        self.commits.append(RecordedCommit(oid, repo_id, branch, commit_message, files))
+        self.commits.append(RecordedCommit(oid, repo_id, branch, parent, commit_message, files))
         self.branches[(repo_id, branch)] = oid
         return CommitInfo(
             commit_url=f"{self.endpoint}/{repo_id}/commit/{oid}",
@@ -153,28 +154,23 @@ class RecordingHfApi(HfApi):
     def commits_of(self, repo_id: str) -> list[RecordedCommit]:
         return [commit for commit in self.commits if commit.repo_id == repo_id]
 
-    def tree(self, repo_id: str, oid: str) -> dict[str, RecordedFile]:
-        """The files of `repo_id` as of commit `oid`: every earlier commit on that branch, later files winning."""
-        commits = self.commits_of(repo_id)
-        branch = next(commit.branch for commit in commits if commit.oid == oid)
-        files: dict[str, RecordedFile] = {}
-        for commit in commits:
-            if commit.branch == branch:
-                files.update({recorded.path_in_repo: recorded for recorded in commit.files})
-            if commit.oid == oid:
-                return files
-        raise AssertionError("unreachable")
+    def tree(self, oid: str) -> dict[str, RecordedFile]:
+        """The files as of commit `oid`: its parent's tree with the commit's files added or replaced."""
+        commit = next(commit for commit in self.commits if commit.oid == oid)
+        files = self.tree(commit.parent) if commit.parent is not None else {}
+        return files | {recorded.path_in_repo: recorded for recorded in commit.files}
 
     def write_cache(self, cache_dir: Path) -> None:
         """Lay every recorded commit out as `hf_hub_download` would: blobs, one snapshot per commit, refs per branch.
 
         `models--{org}--{name}/blobs/<sha256>`, `snapshots/<commit>/<path>` (a relative link to the blob) and
-        `refs/<branch>` holding the branch's head commit.
+        `refs/<branch>` holding the branch's head commit. The Hub names a regular file's blob by its git hash rather
+        than its sha256; offline resolution never reads blob names.
         """
         for commit in self.commits:
             repo_folder = Path(cache_dir) / ("models--" + commit.repo_id.replace("/", "--"))
             (repo_folder / "blobs").mkdir(parents=True, exist_ok=True)
-            for recorded in self.tree(commit.repo_id, commit.oid).values():
+            for recorded in self.tree(commit.oid).values():
                 blob = repo_folder / "blobs" / recorded.sha256
                 if not blob.exists():
                     blob.write_bytes(recorded.content)
@@ -216,7 +212,6 @@ def run_fresh_python(code: str, hub_cache: Path, *, package_importable: bool = T
         "TOKENIZERS_PARALLELISM": "false",
         "OMP_NUM_THREADS": "1",  # as `one_torch_thread` does in the test process
     }
-    env.pop("HF_HOME", None)
     if package_importable:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
     else:

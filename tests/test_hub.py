@@ -19,6 +19,7 @@ from hub_utils import (
     tiny_tokenizer,
     translate,
 )
+from huggingface_hub import ModelCard
 from huggingface_hub.errors import LocalEntryNotFoundError
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 from transformers.dynamic_module_utils import get_imports
@@ -69,6 +70,8 @@ def test_push_sends_the_saved_folder_in_two_commits(pushed, tmp_path):
     for recorded in model_commit.files:
         if recorded.path_in_repo in CODE_FILES:
             assert recorded.content == (REPO_ROOT / "hf_simple_s2s" / recorded.path_in_repo).read_bytes()
+    card = ModelCard(next(f.content for f in model_commit.files if f.path_in_repo == "README.md").decode())
+    assert card.data.library_name == "transformers"  # the Hub shows the repo as a transformers model
     config = json.loads(next(f.content for f in model_commit.files if f.path_in_repo == "config.json"))
     assert config["auto_map"]["AutoModelForSeq2SeqLM"] == "modeling_simple_s2s.SimpleS2SForConditionalGeneration"
     assert not [f.path_in_repo for c in hub.commits for f in c.files if f.path_in_repo.endswith((".bin", ".pt"))]
@@ -152,18 +155,19 @@ def test_pull_by_name_with_remote_code_only(pushed):
     assert report["beam"] == pushed["expected"]["beam"]
 
 
-def test_revision_loads_that_commit(tmp_path):
-    """Two model pushes: `revision=<first commit>` loads the first weights, the default (`main`) the latest."""
-    first, second = tiny_seq2seq(seed=1), tiny_seq2seq(seed=2)
+def test_revision_loads_that_commit_or_branch(tmp_path):
+    """Two pushes to main and one to a branch: each `revision=` loads its own weights, the default the latest main."""
+    first, second, experiment = tiny_seq2seq(seed=1), tiny_seq2seq(seed=2), tiny_seq2seq(seed=3)
     with recording_hub() as hub:
         first_commit = first.push_to_hub(REPO_ID)
         second.push_to_hub(REPO_ID, commit_message="Retrained")
+        experiment.push_to_hub(REPO_ID, revision="experiment")
     hub.write_cache(tmp_path)
-    old = SimpleS2SForConditionalGeneration.from_pretrained(REPO_ID, cache_dir=tmp_path, revision=first_commit.oid)
-    new = SimpleS2SForConditionalGeneration.from_pretrained(REPO_ID, cache_dir=tmp_path)
-    for name, tensor in first.state_dict().items():
-        torch.testing.assert_close(old.state_dict()[name], tensor, rtol=0, atol=0)
-        torch.testing.assert_close(new.state_dict()[name], second.state_dict()[name], rtol=0, atol=0)
+    assert hub.commits_of(REPO_ID)[-1].parent == hub.commits_of(REPO_ID)[-2].oid  # the branch starts at main's head
+    for revision, pushed_model in [(first_commit.oid, first), (None, second), ("experiment", experiment)]:
+        loaded = SimpleS2SForConditionalGeneration.from_pretrained(REPO_ID, cache_dir=tmp_path, revision=revision)
+        for name, tensor in pushed_model.state_dict().items():
+            torch.testing.assert_close(loaded.state_dict()[name], tensor, rtol=0, atol=0, msg=f"{revision}: {name}")
 
 
 def assert_offline_miss(error: BaseException) -> None:

@@ -21,6 +21,8 @@ from hub_utils import (
     tiny_checkpoint,
 )
 
+from hf_simple_s2s import SimpleS2SForConditionalGeneration
+
 SECTION = "## Share your model"
 CHECKPOINT = "outputs/simple-s2s"  # the folder README pushes from
 REPO_ID = "org/simple-s2s"  # the repository README pushes to
@@ -33,12 +35,12 @@ def share_section_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
 
 
-def run_block(code: str) -> str:
-    """Exec `code` as a fresh module; return what it printed."""
-    printed = io.StringIO()
+def run_block(code: str) -> tuple[str, dict]:
+    """Exec `code` as a fresh module; return what it printed and its globals."""
+    printed, namespace = io.StringIO(), {"__name__": "readme"}
     with contextlib.redirect_stdout(printed):
-        exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
-    return printed.getvalue()
+        exec(compile(code, "README.md", "exec"), namespace)
+    return printed.getvalue(), namespace
 
 
 def test_share_section_runs_as_written(tmp_path, monkeypatch):
@@ -59,14 +61,17 @@ def test_share_section_runs_as_written(tmp_path, monkeypatch):
     hub.write_cache(hub_cache)
 
     # What each block prints when it loads the local folder: the reference for the same block loading by name.
-    expected = [run_block(block.replace(f'"{REPO_ID}"', f'"{CHECKPOINT}"')) for block in local_blocks]
+    expected = [run_block(block.replace(f'"{REPO_ID}"', f'"{CHECKPOINT}"'))[0] for block in local_blocks]
     assert all(expected), "the blocks must print their translations for this test to compare them"
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub_cache))
     for block, printed in zip(local_blocks, expected, strict=True):
-        assert run_block(block) == printed, block
+        assert run_block(block)[0] == printed, block
     # The remote-code block makes the same calls as the "pull by name" block, so it prints the same.
     pull_block = next(block for block in local_blocks if "pipeline" not in block)
-    assert run_block(remote_blocks[0]) == expected[local_blocks.index(pull_block)]
+    printed, namespace = run_block(remote_blocks[0])
+    assert printed == expected[local_blocks.index(pull_block)]
+    # README's promise: with the package imported, even `trust_remote_code=True` uses the installed classes.
+    assert type(namespace["model"]) is SimpleS2SForConditionalGeneration
 
 
 @pytest.mark.parametrize("needle", ["trust_remote_code", "pip install", "simple-s2s-translation", "revision="])
