@@ -1,4 +1,4 @@
-"""Test helpers for sharing: a tiny tokenizer and model, a recording Hub, and the offline Hub cache layout.
+"""Test helpers for sharing: a tiny saved checkpoint, a recording Hub, and the offline Hub cache layout.
 
 The Hub cannot be reached from CI, so uploads are tested at `huggingface_hub`'s own seam: transformers sends every
 push through one shared `HfApi` instance (`transformers.utils.hub.hf_api()`); `RecordingHfApi` replaces it, keeps the
@@ -22,17 +22,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import make_word_tokenizer, tiny_model
 from huggingface_hub import CommitInfo, CommitOperationAdd, HfApi, RepoUrl
-from tokenizers import Tokenizer, models, pre_tokenizers, processors
-from transformers import PreTrainedTokenizerFast
 from transformers.utils import hub as transformers_hub
 
-from hf_simple_s2s import SimpleS2SConfig, SimpleS2SForConditionalGeneration
+from hf_simple_s2s import SimpleS2SForConditionalGeneration
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]  # ids 0..3, as the model config expects
-WORDS = list("abcdefghijklmnopqrstuvwxyz") + [str(digit) for digit in range(10)]
-SOURCES = ["a b c d", "h e l l o", "w o r l d", "1 2 3", "q"]  # what the tests translate; lengths differ
+SOURCES = ["w5 w9 w14 w22", "w31 w12", "w8 w8 w19 w25 w7", "w39", "w4 w5 w6"]  # what the tests translate
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -45,26 +42,9 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-def tiny_tokenizer() -> PreTrainedTokenizerFast:
-    """A word-level tokenizer over letters and digits (40 ids); sources end with </s>, as in translation models."""
-    vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS + WORDS)}
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    backend.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 2)])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
-    )
-
-
 def tiny_seq2seq(seed: int = 0) -> SimpleS2SForConditionalGeneration:
-    """An untrained tiny model; with the default init its outputs already differ from source to source."""
-    torch.manual_seed(seed)
-    config = SimpleS2SConfig(
-        vocab_size=len(SPECIAL_TOKENS) + len(WORDS), embedding_size=16, hidden_size=32, dropout=0.0
-    )
-    # `save_pretrained` reads `config.auto_map`, which a config built in code lacks (reported to the model's owner).
-    config.auto_map = {}
-    return SimpleS2SForConditionalGeneration(config).eval()
+    """An untrained tiny model whose outputs differ from source to source (the wider init makes them vary)."""
+    return tiny_model(seed, initializer_range=0.5)
 
 
 @functools.cache
@@ -73,7 +53,7 @@ def tiny_checkpoint() -> Path:
     folder = Path(tempfile.mkdtemp(prefix="simple_s2s_checkpoint_"))
     atexit.register(shutil.rmtree, folder, True)
     tiny_seq2seq().save_pretrained(folder)
-    tiny_tokenizer().save_pretrained(folder)
+    make_word_tokenizer().save_pretrained(folder)
     return folder
 
 

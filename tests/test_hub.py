@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import make_word_tokenizer
 from hub_utils import (
     REPO_ROOT,
     SOURCES,
@@ -16,7 +17,6 @@ from hub_utils import (
     run_fresh_python,
     tiny_checkpoint,
     tiny_seq2seq,
-    tiny_tokenizer,
     translate,
 )
 from huggingface_hub import ModelCard
@@ -194,7 +194,7 @@ def test_missing_repo_or_revision_offline_is_the_hubs_error(pushed, repo_id, rev
 def test_missing_file_offline_is_the_hubs_error(tmp_path):
     """A repository holding only a tokenizer has no config.json to load a model from."""
     with recording_hub() as hub:
-        tiny_tokenizer().push_to_hub("org/tokenizer-only")
+        make_word_tokenizer().push_to_hub("org/tokenizer-only")
     hub.write_cache(tmp_path)
     with pytest.raises(OSError) as raised:
         AutoModelForSeq2SeqLM.from_pretrained("org/tokenizer-only", cache_dir=tmp_path)
