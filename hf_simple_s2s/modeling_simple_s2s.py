@@ -4,6 +4,7 @@ Attention is additive (Bahdanau et al. 2015, "Neural Machine Translation by Join
 Translate") or multiplicative (Luong et al. 2015, "Effective Approaches to Attention-based NMT", dot / general).
 """
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -352,6 +353,24 @@ class SimpleS2SPreTrainedModel(PreTrainedModel):
         if all_submodels:
             return super().get_expanded_tied_weights_keys(all_submodels=True)
         return self._tied_parameters()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        # Weights load from safetensors only: a `.bin` checkpoint is a pickle, and unpickling can run code.
+        if kwargs.get("use_safetensors") is False:
+            raise ValueError("`use_safetensors=False` is not supported: SimpleS2S loads weights from safetensors only")
+        kwargs["use_safetensors"] = True
+        if pretrained_model_name_or_path is not None:
+            folder = os.path.join(os.fspath(pretrained_model_name_or_path), kwargs.get("subfolder", ""))
+            if os.path.isdir(folder) and not any(name.endswith(".safetensors") for name in os.listdir(folder)):
+                pickled = sorted(name for name in os.listdir(folder) if name.endswith((".bin", ".pt", ".pth")))
+                if pickled:
+                    raise OSError(
+                        f"{folder} holds pickled weights only ({', '.join(pickled)}), no model.safetensors. "
+                        "SimpleS2S loads safetensors only, because unpickling can run code: load the checkpoint once "
+                        "where you trust its origin and save it again with `save_pretrained`, which writes safetensors."
+                    )
+        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         # `register_for_auto_class` writes the `auto_map` entry of the saved class only; name every entry point so

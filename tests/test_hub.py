@@ -201,11 +201,6 @@ def test_missing_file_offline_is_the_hubs_error(tmp_path):
     assert_offline_miss(raised.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs `from_pretrained` to force safetensors in the model class (patch in the issue-4 report); "
-    "remove this marker when it lands",
-)
 def test_folder_with_only_pickled_weights_is_refused(tmp_path):
     model = tiny_seq2seq()
     model.save_pretrained(tmp_path)
