@@ -10,6 +10,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from hf_simple_s2s import SimpleS2SConfig, SimpleS2SForConditionalGeneration  # noqa: E402
 
+# Tiny models run fastest on one thread; more threads only contend on a small, shared machine.
+torch.set_num_threads(1)
+
 ATTENTION_TYPES = ["bahdanau", "luong_dot", "luong_general"]
 VOCAB_SIZE = 40
 

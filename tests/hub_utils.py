@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 import torch
 from conftest import make_word_tokenizer, tiny_model
 from huggingface_hub import CommitInfo, CommitOperationAdd, HfApi, RepoUrl
@@ -30,16 +29,6 @@ from hf_simple_s2s import SimpleS2SForConditionalGeneration
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ["w5 w9 w14 w22", "w31 w12", "w8 w8 w19 w25 w7", "w39", "w4 w5 w6"]  # what the tests translate
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Autouse in the modules that import it: tiny models run fastest on one thread, and on a shared, loaded machine
-    more threads only contend (here one README run took 30 s with the default threads, 2 s with one)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny_seq2seq(seed: int = 0) -> SimpleS2SForConditionalGeneration:
@@ -190,7 +179,7 @@ def run_fresh_python(code: str, hub_cache: Path, *, package_importable: bool = T
         "HF_MODULES_CACHE": str(Path(hub_cache) / "modules"),
         "HF_HUB_DISABLE_TELEMETRY": "1",
         "TOKENIZERS_PARALLELISM": "false",
-        "OMP_NUM_THREADS": "1",  # as `one_torch_thread` does in the test process
+        "OMP_NUM_THREADS": "1",  # as conftest does in the test process
     }
     if package_importable:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))

@@ -12,7 +12,6 @@ from conftest import make_word_tokenizer
 from hub_utils import (
     REPO_ROOT,
     SOURCES,
-    one_torch_thread,  # noqa: F401 (autouse fixture)
     recording_hub,
     run_fresh_python,
     tiny_checkpoint,

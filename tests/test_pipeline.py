@@ -3,7 +3,6 @@
 import pytest
 from hub_utils import (
     SOURCES,
-    one_torch_thread,  # noqa: F401 (autouse fixture)
     tiny_checkpoint,
     translate,
 )

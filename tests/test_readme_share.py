@@ -16,7 +16,6 @@ import huggingface_hub.constants
 import pytest
 from hub_utils import (
     REPO_ROOT,
-    one_torch_thread,  # noqa: F401 (autouse fixture)
     recording_hub,
     tiny_checkpoint,
 )

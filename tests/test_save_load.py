@@ -1,15 +1,13 @@
 """Saving and loading: Auto classes, safetensors only, remote code in a fresh process (the Hub path: test_hub.py)."""
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import ATTENTION_TYPES, padded_batch, tiny_model
+from hub_utils import run_fresh_python
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
 
 from hf_simple_s2s import SimpleS2SConfig, SimpleS2SForConditionalGeneration, SimpleS2SModel
@@ -18,33 +16,18 @@ SOURCES = [[5, 9, 14, 22, 7, 2], [31, 12, 2], [8, 8, 19, 25, 2]]
 GEN = dict(max_new_tokens=8, num_beams=3)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-# Run in a fresh interpreter: the package is made unimportable, so only the code saved with the model can load it.
+# Run in a fresh interpreter where the package is unimportable, so only the code saved with the model can load it.
 LOAD_WITHOUT_PACKAGE = """
-import json, sys
-sys.modules["hf_simple_s2s"] = None  # `import hf_simple_s2s` now raises ImportError
+import json
 import torch
 from transformers import AutoModel, AutoModelForSeq2SeqLM
-spec = json.load(open(sys.argv[2]))
-model = AutoModelForSeq2SeqLM.from_pretrained(sys.argv[1], trust_remote_code=True)
-base = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True)
+spec = json.load(open("spec.json"))
+model = AutoModelForSeq2SeqLM.from_pretrained("model", trust_remote_code=True)
+base = AutoModel.from_pretrained("model", trust_remote_code=True)
 ids, mask = torch.tensor(spec["input_ids"]), torch.tensor(spec["attention_mask"])
 out = model.generate(ids, attention_mask=mask, **spec["gen"])
 print(json.dumps({"sequences": out.tolist(), "module": type(model).__module__, "base": type(base).__name__}))
 """
-
-
-def run_fresh_python(script: str, *args: str, env: dict | None = None) -> dict:
-    """Run `script` in a new interpreter outside the repo; return the JSON it prints last."""
-    result = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        capture_output=True,
-        text=True,
-        cwd=args[0] if os.path.isdir(args[0]) else None,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
-        timeout=180,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def write_spec(path: Path, input_ids, attention_mask) -> Path:
@@ -105,9 +88,11 @@ def test_remote_code_loads_in_a_process_without_the_package(tmp_path):
     expected = model.generate(input_ids, attention_mask=attention_mask, **GEN)
     model_dir = tmp_path / "model"
     model.save_pretrained(model_dir)
-    spec = write_spec(tmp_path / "spec.json", input_ids, attention_mask)
+    write_spec(tmp_path / "spec.json", input_ids, attention_mask)
 
-    loaded = run_fresh_python(LOAD_WITHOUT_PACKAGE, str(model_dir), str(spec), env={"HF_HOME": str(tmp_path / "hf")})
+    result = run_fresh_python(LOAD_WITHOUT_PACKAGE, tmp_path, package_importable=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded["module"].startswith("transformers_modules"), loaded["module"]
     assert loaded["base"] == "SimpleS2SModel"
     assert loaded["sequences"] == expected.tolist()
