@@ -304,7 +304,6 @@ def build_model(job_args: MainJobArguments, vocab_size: int) -> SimpleS2SForCond
         dropout=job_args.dropout,
         tie_word_embeddings=job_args.tie_word_embeddings,
         share_embeddings=job_args.share_embeddings,
-        auto_map=None,  # works around the model's save_pretrained reading config.auto_map before it exists
     )
     return SimpleS2SForConditionalGeneration(config)
 

@@ -20,7 +20,7 @@ def small_tokenizer(model: str = "bpe", vocab_size: int = 400):
 
 def tiny_translation_model(vocab_size: int, seed: int = 0, **overrides) -> SimpleS2SForConditionalGeneration:
     torch.manual_seed(seed)
-    values = dict(vocab_size=vocab_size, embedding_size=16, hidden_size=16, dropout=0.0, auto_map=None)
+    values = dict(vocab_size=vocab_size, embedding_size=16, hidden_size=16, dropout=0.0)
     config = SimpleS2SConfig(**{**values, **overrides})
     return SimpleS2SForConditionalGeneration(config).eval()
 
