@@ -256,9 +256,8 @@ def start_output_dir(output_dir: Path, job_args: MainJobArguments) -> None:
 
 def last_complete_checkpoint(output_dir: Path) -> str | None:
     """The newest `checkpoint-N` whose trainer state (written last by the Trainer) is readable."""
-    checkpoints = sorted(
-        output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*"), key=lambda p: int(p.name.rsplit("-", 1)[1]), reverse=True
-    )
+    numbered = [p for p in output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.name.rsplit("-", 1)[1].isdigit()]
+    checkpoints = sorted(numbered, key=lambda p: int(p.name.rsplit("-", 1)[1]), reverse=True)
     for checkpoint in checkpoints:
         try:
             json.loads((checkpoint / "trainer_state.json").read_text())
