@@ -7,6 +7,7 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 from main_job_helpers import ENGLISH, GERMAN
+from safetensors.torch import load_file
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, Seq2SeqTrainer
 
 from hf_simple_s2s.data import MULTI30K_DIR, read_lines
@@ -88,6 +89,20 @@ def test_metrics_hold_greedy_and_beam_scores_and_the_winner_is_the_generation_co
     assert generation.get("num_beams", 1) == (2 if metrics["selected_decoding"] == "beam2" else 1)
     assert generation["max_length"] == 10 and generation["decoder_start_token_id"] == 1
     assert metrics["dataset_sizes"] == {"train": NUM_TRAIN, "validation": 6, "test": 6}
+
+
+def test_the_saved_model_is_the_checkpoint_with_the_best_validation_bleu(finished_run):
+    metrics = json.loads((finished_run / "metrics.json").read_text())
+    state = json.loads((finished_run / "checkpoint-4" / "trainer_state.json").read_text())
+    evaluations = [entry for entry in state["log_history"] if "eval_bleu" in entry]
+    assert [entry["step"] for entry in evaluations] == [2, 4]
+    best = max(evaluations, key=lambda entry: entry["eval_bleu"])  # the first of equals, as the Trainer keeps it
+    assert metrics["best_checkpoint"].endswith(f"checkpoint-{best['step']}")
+    saved = load_file(finished_run / "model.safetensors")
+    best_weights = load_file(finished_run / f"checkpoint-{best['step']}" / "model.safetensors")
+    assert saved.keys() == best_weights.keys()
+    for name, tensor in saved.items():
+        torch.testing.assert_close(tensor, best_weights[name], rtol=0, atol=0)
 
 
 def test_model_card_metadata_holds_the_test_scores(finished_run):
