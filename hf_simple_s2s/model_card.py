@@ -86,6 +86,7 @@ def build_model_card(
     )
     hyperparameters = {name: getattr(job_args, name) for name in HYPERPARAMETERS["job"]}
     hyperparameters.update({name: getattr(training_args, name) for name in HYPERPARAMETERS["training"]})
+    hyperparameters = {name: getattr(value, "value", value) for name, value in hyperparameters.items()}  # enums
     hyperparameters["num_beams (selected)"] = metrics["generation"].get("num_beams", 1)
     results = [
         {"split": split, "decoding": decoding, **scores}
@@ -110,7 +111,7 @@ def build_model_card(
         num_parameters=f"{metrics['num_parameters']:,}",
         tokenizer_model=job_args.tokenizer_model.upper() if job_args.tokenizer_model == "bpe" else "Unigram",
         vocab_size=job_args.vocab_size,
-        lr_scheduler_type=str(getattr(training_args.lr_scheduler_type, "value", training_args.lr_scheduler_type)),
+        lr_scheduler_type=hyperparameters["lr_scheduler_type"],
         selected_decoding=metrics["selected_decoding"],
         hyperparameters=hyperparameters,
         train_runtime=f"{train_runtime:.0f} s" if train_runtime is not None else "(unknown)",

@@ -61,6 +61,8 @@ def test_card_parses_without_warnings_and_holds_the_numbers(tmp_path, arguments,
     text = card.text
     assert f"| test | beam4 | {test_bleu:.2f} | {test_bleu + 1.5:.2f} | 51.12 |" in text
     assert "![attention](plots/attention_0.png)" in text
+    assert "| lr_scheduler_type | linear |" in text and "| learning_rate | 5e-05 |" in text
+    assert "non-commercial research and education" in text.split("## Limitations")[1]
     assert "| Ein Hund \\| rennt. | A dog runs. | A dog is running. |" in text  # pipes escaped in the table
     for citation in ("bahdanau2015neural", "luong2015effective", "elliott2016multi30k"):
         assert citation in text
@@ -73,3 +75,4 @@ def test_card_of_a_users_own_corpus_names_it_instead_of_multi30k(tmp_path, argum
     card = ModelCard.load(write_model_card(tmp_path, job_args, training_args, run_metrics(10.0)))
     assert card.data.datasets == ["my_corpus"] and "Multi30k" not in card.text.split("## Citations")[0]
     assert "![attention]" not in card.text
+    assert "non-commercial" not in card.text
