@@ -49,10 +49,11 @@ def tiny_run_args(data_dir, output_dir, max_steps: int = 4) -> list[str]:
     ]
 
 
-@pytest.fixture(scope="module")
-def finished_run(data_dir, tmp_path_factory):
+@pytest.fixture(scope="module", params=["untied", "tied"])
+def finished_run(data_dir, tmp_path_factory, request):
+    """A finished run; tied output embeddings (the full preset's) must survive loading the best checkpoint back."""
     output_dir = tmp_path_factory.mktemp("run") / "model"
-    main(tiny_run_args(data_dir, output_dir))
+    main([*tiny_run_args(data_dir, output_dir), f"--tie_word_embeddings={request.param == 'tied'}"])
     return output_dir
 
 
