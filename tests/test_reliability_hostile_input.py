@@ -72,10 +72,14 @@ def test_empty_batch_is_an_empty_output(text_model):
     assert logits.shape == (0, 1, text_model.config.vocab_size)
 
 
-@pytest.mark.xfail(
-    strict=True,
+def model_bug(reason: str, raises: type[Exception] | None = None) -> pytest.MarkDecorator:
+    """A reported model bug: the test states the wanted behaviour and fails (strictly) until the bug is fixed."""
+    return pytest.mark.xfail(strict=True, raises=raises, reason=f"model bug: {reason}")
+
+
+@model_bug(
     raises=RuntimeError,
-    reason="model bug: generate() on an empty batch fails inside transformers' stopping check with "
+    reason="generate() on an empty batch fails inside transformers' stopping check with "
     "'max(): Expected reduction dim to be specified for input.numel() == 0' instead of a clear ValueError",
 )
 def test_generate_on_an_empty_batch_is_refused_clearly(text_model):
@@ -84,10 +88,9 @@ def test_generate_on_an_empty_batch_is_refused_clearly(text_model):
         text_model.generate(input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=3)
 
 
-@pytest.mark.xfail(
-    strict=True,
+@model_bug(
     raises=RuntimeError,
-    reason="model bug: a source of length 0 reaches nn.GRU and fails with 'Expected sequence length to be larger "
+    reason="a source of length 0 reaches nn.GRU and fails with 'Expected sequence length to be larger "
     "than 0 in RNN' instead of a ValueError naming `input_ids`",
 )
 def test_zero_length_source_is_refused_clearly(text_model):
@@ -120,9 +123,8 @@ def test_non_finite_encoder_outputs_are_refused(bad_value, text_model):
         text_model.generate(encoder_outputs=encoder_outputs, max_new_tokens=3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="model bug: NaN in a user-passed `encoder_outputs.final_hidden_state` is not checked (only "
+@model_bug(
+    reason="NaN in a user-passed `encoder_outputs.final_hidden_state` is not checked (only "
     "last_hidden_state is) and silently turns every logit into NaN",
 )
 def test_non_finite_final_hidden_state_is_refused(text_model):
