@@ -113,7 +113,7 @@ class DumpWeightsAtEnd(TrainerCallback):
         from safetensors.torch import save_file
 
         rank = args.process_index
-        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, self._path(rank, "st"))
+        save_file({k: v.detach().clone() for k, v in model.state_dict().items()}, self._path(rank, "st"))
         losses = [entry["loss"] for entry in state.log_history if "loss" in entry]
         Path(self._path(rank, "json")).write_text(json.dumps({"losses": losses, "world_size": args.world_size}))
 
@@ -155,6 +155,7 @@ def make_trainer(
         disable_tqdm=True,
         dataloader_num_workers=0,
         predict_with_generate=False,
+        ddp_find_unused_parameters=False,  # every parameter takes part in every step
     )
     arguments.update(argument_overrides)
     tokenizer = build_tokenizer()
