@@ -3,7 +3,6 @@ identical, and the result matches a single process with the same global batch.""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
