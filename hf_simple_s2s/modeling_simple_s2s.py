@@ -4,10 +4,15 @@ Attention is additive (Bahdanau et al. 2015, "Neural Machine Translation by Join
 Translate") or multiplicative (Luong et al. 2015, "Effective Approaches to Attention-based NMT", dot / general).
 """
 
+import hashlib
 import os
+import re
+import shutil
+import tempfile
 from dataclasses import dataclass
 
 import torch
+from safetensors import SafetensorError, safe_open
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -22,6 +27,85 @@ AUTO_MAP = {
     "AutoModel": "modeling_simple_s2s.SimpleS2SModel",
     "AutoModelForSeq2SeqLM": "modeling_simple_s2s.SimpleS2SForConditionalGeneration",
 }
+
+
+# Saving writes a complete copy into a staging folder first, then moves the files in under this marker: a folder
+# that still holds it was cut off between two complete saves, and loading it is refused.
+SAVE_IN_PROGRESS_NAME = ".save_in_progress"
+STAGING_PREFIX = ".save_staging-"
+CHECKSUMS_NAME = "checksums.sha256"  # `sha256sum -c checksums.sha256` format, for the weight files
+WEIGHTS_FILE_PATTERN = re.compile(r"(model|pytorch_model)(-\d{5}-of-\d{5})?\.(safetensors|bin)(\.index\.json)?")
+
+
+def sha256_of_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fsync_path(path: str) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def move_saved_files_into(staging: str, target: str) -> None:
+    """Move a complete save from `staging` into `target`, replacing the weight files of an earlier save there and
+    keeping every other file (tokenizer, optimizer, checkpoints)."""
+    staged = sorted(os.listdir(staging))
+    for name in staged:
+        fsync_path(os.path.join(staging, name))  # on disk before any of it becomes visible under `target`
+    marker = os.path.join(target, SAVE_IN_PROGRESS_NAME)
+    with open(marker, "w", encoding="utf-8") as marker_file:
+        marker_file.write(f"files are being moved in from {staging}\n")
+    fsync_path(target)
+    for name in os.listdir(target):
+        stale_weights = WEIGHTS_FILE_PATTERN.fullmatch(name) or name == CHECKSUMS_NAME
+        if stale_weights and name not in staged and os.path.isfile(os.path.join(target, name)):
+            os.remove(os.path.join(target, name))  # e.g. shards of a save with another `max_shard_size`
+    for name in staged:
+        os.replace(os.path.join(staging, name), os.path.join(target, name))
+    os.remove(marker)
+    fsync_path(target)
+
+
+def check_saved_folder(folder: str, config_class: type, check_config: bool) -> None:
+    """Refuse a local model folder that a crash left half-saved or whose files are damaged, naming the file."""
+    if os.path.exists(os.path.join(folder, SAVE_IN_PROGRESS_NAME)):
+        raise OSError(
+            f"{folder} was cut off while being saved ({SAVE_IN_PROGRESS_NAME} is present): its files may come from "
+            "two different saves. Save the model into it again."
+        )
+    config_path = os.path.join(folder, "config.json")
+    if check_config and os.path.isfile(config_path):
+        try:
+            config_class.from_json_file(config_path)
+        except Exception as error:  # the JSON parser's, strict's and our validation errors alike
+            raise ValueError(f"{config_path} is not a valid {config_class.__name__}: {error}") from error
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".safetensors"):
+            path = os.path.join(folder, name)
+            try:
+                with safe_open(path, framework="pt") as weights:
+                    weights.keys()
+            except SafetensorError as error:
+                raise ValueError(f"{path} is truncated or not a safetensors file: {error}") from error
+    checksums_path = os.path.join(folder, CHECKSUMS_NAME)
+    if os.path.isfile(checksums_path):
+        with open(checksums_path, encoding="utf-8") as checksums:
+            for line in checksums.read().splitlines():
+                expected, name = line.split(maxsplit=1)
+                path = os.path.join(folder, name.lstrip("*"))
+                if not os.path.isfile(path):
+                    raise ValueError(f"{path} is missing although {checksums_path} lists it")
+                if sha256_of_file(path) != expected:
+                    raise ValueError(
+                        f"{path} is corrupted: its SHA-256 differs from the one saved in {checksums_path}"
+                    )
 
 
 def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
@@ -356,13 +440,15 @@ class SimpleS2SPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, from safetensors only; a local folder is first checked for a half-finished
+        save, a config.json with wrong values and truncated or corrupted weights, each refused with the file's name."""
         # Weights load from safetensors only: a `.bin` checkpoint is a pickle, and unpickling can run code.
         if kwargs.get("use_safetensors") is False:
             raise ValueError("`use_safetensors=False` is not supported: SimpleS2S loads weights from safetensors only")
         kwargs["use_safetensors"] = True
-        if pretrained_model_name_or_path is not None:
-            folder = os.path.join(os.fspath(pretrained_model_name_or_path), kwargs.get("subfolder", ""))
-            if os.path.isdir(folder) and not any(name.endswith(".safetensors") for name in os.listdir(folder)):
+        folder = os.path.join(os.fspath(pretrained_model_name_or_path or ""), kwargs.get("subfolder", ""))
+        if pretrained_model_name_or_path is not None and os.path.isdir(folder):
+            if not any(name.endswith(".safetensors") for name in os.listdir(folder)):
                 pickled = sorted(name for name in os.listdir(folder) if name.endswith((".bin", ".pt", ".pth")))
                 if pickled:
                     raise OSError(
@@ -370,13 +456,37 @@ class SimpleS2SPreTrainedModel(PreTrainedModel):
                         "SimpleS2S loads safetensors only, because unpickling can run code: load the checkpoint once "
                         "where you trust its origin and save it again with `save_pretrained`, which writes safetensors."
                     )
+            config_given = isinstance(kwargs.get("config"), cls.config_class)
+            check_saved_folder(folder, cls.config_class, check_config=not config_given)
         return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
 
-    def save_pretrained(self, save_directory, *args, **kwargs):
+    def save_pretrained(self, save_directory, *args, is_main_process: bool = True, **kwargs):
+        """`PreTrainedModel.save_pretrained`, made safe against crashes: the files are written into a staging folder
+        inside `save_directory` and moved in only once complete, with checksums of the weights. A process killed
+        while writing leaves the previous save loadable; one killed while moving leaves a marker that makes
+        `from_pretrained` refuse the folder."""
         # `register_for_auto_class` writes the `auto_map` entry of the saved class only; name every entry point so
         # that AutoModel and AutoModelForSeq2SeqLM both load the folder with `trust_remote_code=True`.
         self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **AUTO_MAP}
-        return super().save_pretrained(save_directory, *args, **kwargs)
+        target = os.fspath(save_directory)
+        if not is_main_process or os.path.isfile(target):  # nothing is written (the parent logs a path error)
+            return super().save_pretrained(target, *args, is_main_process=is_main_process, **kwargs)
+        os.makedirs(target, exist_ok=True)
+        for name in os.listdir(target):
+            if name.startswith(STAGING_PREFIX):  # left behind by a process killed while writing
+                shutil.rmtree(os.path.join(target, name), ignore_errors=True)
+        if kwargs.get("push_to_hub"):
+            kwargs.setdefault("repo_id", os.path.basename(os.path.abspath(target)))
+        staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=target)
+        try:
+            result = super().save_pretrained(staging, *args, is_main_process=True, **kwargs)
+            weight_files = sorted(name for name in os.listdir(staging) if name.endswith(".safetensors"))
+            with open(os.path.join(staging, CHECKSUMS_NAME), "w", encoding="utf-8") as checksums:
+                checksums.writelines(f"{sha256_of_file(os.path.join(staging, n))}  {n}\n" for n in weight_files)
+            move_saved_files_into(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return result
 
     @classmethod
     def _supports_default_dynamic_cache(cls) -> bool:
