@@ -56,6 +56,7 @@ def test_saved_folder_holds_safetensors_code_and_auto_map(tmp_path):
     tiny_model().save_pretrained(tmp_path)
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files == [
+        "checksums.sha256",
         "config.json",
         "configuration_simple_s2s.py",
         "generation_config.json",
@@ -75,8 +76,13 @@ def test_saved_folder_holds_safetensors_code_and_auto_map(tmp_path):
         assert {module.split(".")[0] for module in imported} <= {
             "",
             "dataclasses",
+            "hashlib",
             "huggingface_hub",
             "os",
+            "re",
+            "safetensors",
+            "shutil",
+            "tempfile",
             "torch",
             "transformers",
         }, imported
