@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import padded_batch
 from reversal_task import loss_curve, make_trainer, one_torch_thread, reversal_examples  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -9,10 +10,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def translations(model) -> tuple[torch.Tensor, torch.Tensor]:
     """Greedy and beam-4 outputs for a right-padded batch of held-out sources."""
-    sources = [example["input_ids"] for example in reversal_examples(6, seed=99)]
-    width = max(map(len, sources))
-    input_ids = torch.tensor([row + [0] * (width - len(row)) for row in sources])  # (6, width)
-    attention_mask = (input_ids != 0).long()
+    input_ids, attention_mask = padded_batch([example["input_ids"] for example in reversal_examples(6, seed=99)])
     model.eval()
     greedy = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=10, do_sample=False)
     beam = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=10, num_beams=4)
