@@ -460,7 +460,7 @@ class SimpleS2SPreTrainedModel(PreTrainedModel):
             check_saved_folder(folder, cls.config_class, check_config=not config_given)
         return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
 
-    def save_pretrained(self, save_directory, *args, is_main_process: bool = True, **kwargs):
+    def save_pretrained(self, save_directory, is_main_process: bool = True, **kwargs):
         """`PreTrainedModel.save_pretrained`, made safe against crashes: the files are written into a staging folder
         inside `save_directory` and moved in only once complete, with checksums of the weights. A process killed
         while writing leaves the previous save loadable; one killed while moving leaves a marker that makes
@@ -470,7 +470,7 @@ class SimpleS2SPreTrainedModel(PreTrainedModel):
         self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **AUTO_MAP}
         target = os.fspath(save_directory)
         if not is_main_process or os.path.isfile(target):  # nothing is written (the parent logs a path error)
-            return super().save_pretrained(target, *args, is_main_process=is_main_process, **kwargs)
+            return super().save_pretrained(target, is_main_process=is_main_process, **kwargs)
         os.makedirs(target, exist_ok=True)
         for name in os.listdir(target):
             if name.startswith(STAGING_PREFIX):  # left behind by a process killed while writing
@@ -479,7 +479,7 @@ class SimpleS2SPreTrainedModel(PreTrainedModel):
             kwargs.setdefault("repo_id", os.path.basename(os.path.abspath(target)))
         staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=target)
         try:
-            result = super().save_pretrained(staging, *args, is_main_process=True, **kwargs)
+            result = super().save_pretrained(staging, is_main_process=True, **kwargs)
             weight_files = sorted(name for name in os.listdir(staging) if name.endswith(".safetensors"))
             with open(os.path.join(staging, CHECKSUMS_NAME), "w", encoding="utf-8") as checksums:
                 checksums.writelines(f"{sha256_of_file(os.path.join(staging, n))}  {n}\n" for n in weight_files)
