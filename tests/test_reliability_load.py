@@ -33,7 +33,7 @@ def test_ten_thousand_sentences_hold_memory_flat_and_throughput_steady(tmp_path)
     result = run_benchmark(tmp_path, sentences=10_000, warmup_fraction=0.1)
     assert result["rss_growth_mib"] < 20  # medians of the first and last warm windows; a leak of 1 KiB/sentence shows
     assert result["objects_growth"] < 200
-    # Loose on purpose: the machine is shared, so a window can be slowed by other processes; a slowdown that grows
-    # with the number of sentences translated (a cache that grows, say) still fails these.
-    assert result["throughput_last_over_first"] > 0.5
-    assert result["throughput_min_over_max"] > 0.3
+    # Sentences per CPU second of this process (wall-clock speed follows the other jobs of a shared machine), with
+    # room for cache and frequency noise; a slowdown that grows with the sentences translated still fails these.
+    assert result["throughput_last_over_first"] > 0.7
+    assert result["throughput_min_over_max"] > 0.5
