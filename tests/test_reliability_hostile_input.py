@@ -21,9 +21,9 @@ def text_model(tokenizer):
     return tiny_model(vocab_size=len(tokenizer))
 
 
-def translate_ids(model, tokenizer, texts: list[str], **generate_kwargs) -> torch.Tensor:
+def translate_ids(model, tokenizer, texts: list[str], max_new_tokens: int = 5, **generate_kwargs) -> torch.Tensor:
     batch = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
-    return model.generate(**batch, max_new_tokens=generate_kwargs.pop("max_new_tokens", 5), **generate_kwargs)
+    return model.generate(**batch, max_new_tokens=max_new_tokens, **generate_kwargs)
 
 
 def assert_valid_output(sequences: torch.Tensor, batch_size: int, vocab_size: int) -> None:
