@@ -5,6 +5,7 @@ Translate") or multiplicative (Luong et al. 2015, "Effective Approaches to Atten
 """
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -12,7 +13,6 @@ import tempfile
 from dataclasses import dataclass
 
 import torch
-from safetensors import SafetensorError, safe_open
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -73,6 +73,26 @@ def move_saved_files_into(staging: str, target: str) -> None:
     fsync_path(target)
 
 
+def safetensors_layout_error(path: str) -> str | None:
+    """Why `path` is not a complete safetensors file (an 8-byte header size, a JSON header, then exactly the tensor
+    bytes the header lists), or None. Read here, not by the safetensors library, to keep the travelling code's
+    imports to torch and transformers."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as file:
+        prefix = file.read(8)
+        header_size = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
+        if header_size < 2 or 8 + header_size > size:
+            return f"the header does not fit in the file ({size} bytes)"
+        try:
+            header = json.loads(file.read(header_size))
+            data_end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+            return f"the header is not valid ({error})"
+    if 8 + header_size + data_end != size:
+        return f"the header lists {data_end} bytes of tensors but the file holds {size - 8 - header_size}"
+    return None
+
+
 def check_saved_folder(folder: str, config_class: type, check_config: bool) -> None:
     """Refuse a local model folder that a crash left half-saved or whose files are damaged, naming the file."""
     if os.path.exists(os.path.join(folder, SAVE_IN_PROGRESS_NAME)):
@@ -87,13 +107,9 @@ def check_saved_folder(folder: str, config_class: type, check_config: bool) -> N
         except Exception as error:  # the JSON parser's, strict's and our validation errors alike
             raise ValueError(f"{config_path} is not a valid {config_class.__name__}: {error}") from error
     for name in sorted(os.listdir(folder)):
-        if name.endswith(".safetensors"):
-            path = os.path.join(folder, name)
-            try:
-                with safe_open(path, framework="pt") as weights:
-                    weights.keys()
-            except SafetensorError as error:
-                raise ValueError(f"{path} is truncated or not a safetensors file: {error}") from error
+        path = os.path.join(folder, name)
+        if name.endswith(".safetensors") and (problem := safetensors_layout_error(path)):
+            raise ValueError(f"{path} is truncated or not a safetensors file: {problem}")
     checksums_path = os.path.join(folder, CHECKSUMS_NAME)
     if os.path.isfile(checksums_path):
         with open(checksums_path, encoding="utf-8") as checksums:
