@@ -16,8 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import (
     DataCollatorForSeq2Seq,
@@ -34,16 +32,6 @@ from hf_simple_s2s.checkpoints import last_complete_checkpoint  # noqa: E402
 
 FIRST_WORD_ID = 4  # after <pad>=0 <s>=1 </s>=2 <unk>=3
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]
-
-
-@pytest.fixture(scope="module")
-def one_torch_thread():
-    """Run a test module with one intra-op thread: on a shared 2-core machine, spinning OpenMP threads make a tiny
-    model's training 10-30x slower, and the thread count must be fixed anyway for bit-identical float sums."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def build_tokenizer(model_max_length: int = 32) -> PreTrainedTokenizerFast:
@@ -192,7 +180,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--step_sleep", type=float, default=0.0)
     parser.add_argument("--dump_replicas", help="folder where every process writes its weights at the end")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)  # as in the tests (see `one_torch_thread`); every process of a torchrun gets one
 
     callbacks = []
     if args.pause_at_step is not None:

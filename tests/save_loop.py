@@ -3,8 +3,6 @@
 import sys
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import tiny_model  # noqa: E402
 
@@ -12,7 +10,6 @@ LARGER = dict(hidden_size=192, embedding_size=96)  # a few MB, so that a kill of
 
 
 def main(folder: str) -> None:
-    torch.set_num_threads(1)
     models = [tiny_model(seed=seed, **LARGER) for seed in (0, 1)]
     saves = 0
     while True:

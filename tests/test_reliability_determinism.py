@@ -3,9 +3,7 @@
 import pytest
 import torch
 from conftest import padded_batch
-from reversal_task import loss_curve, make_trainer, one_torch_thread, reversal_examples  # noqa: F401
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+from reversal_task import loss_curve, make_trainer, reversal_examples
 
 
 def translations(model) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from reversal_task import loss_curve, make_trainer, one_torch_thread  # noqa: F401
+from reversal_task import loss_curve, make_trainer
 from safetensors.torch import load_file
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Same-length sequences without dropout: every example has the same number of target tokens, so the mean of the
 # two processes' mean losses is the single process's mean loss, and no randomness differs between ranks.

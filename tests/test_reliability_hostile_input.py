@@ -4,9 +4,8 @@ with a clear `ValueError`. Model bugs found this way are `xfail(strict=True)` te
 import pytest
 import torch
 from conftest import tiny_model
-from reversal_task import build_tokenizer, one_torch_thread  # noqa: F401
+from reversal_task import build_tokenizer
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 UNK_ID, EOS_ID = 3, 2
 MAX_LENGTH = 32  # the tokenizer's model_max_length
 

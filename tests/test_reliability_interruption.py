@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from reversal_task import loss_curve, make_trainer, one_torch_thread  # noqa: F401
+from reversal_task import loss_curve, make_trainer
 from transformers.trainer_utils import get_last_checkpoint
 
 from hf_simple_s2s.checkpoints import last_complete_checkpoint
@@ -19,7 +19,6 @@ from hf_simple_s2s.checkpoints import last_complete_checkpoint
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = REPO_ROOT / "tests" / "reversal_task.py"
 MAX_STEPS, SAVE_STEPS = 12, 4
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def start_training(output_dir: Path, *extra: str) -> subprocess.Popen:

@@ -6,12 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from reversal_task import one_torch_thread  # noqa: F401
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import load_translate  # noqa: E402
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def run_benchmark(tmp_path: Path, sentences: int, warmup_fraction: float) -> dict:

@@ -4,11 +4,10 @@ margins leave room for the rounding; autocast training; `model.to(device)` and `
 import pytest
 import torch
 from conftest import tiny_model
-from reversal_task import loss_curve, make_trainer, one_torch_thread  # noqa: F401
+from reversal_task import loss_curve, make_trainer
 
 from hf_simple_s2s import SimpleS2SForConditionalGeneration
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 LOW_PRECISION = [torch.bfloat16, torch.float16]
 
 

@@ -8,9 +8,8 @@ import torch
 from conftest import ATTENTION_TYPES, VOCAB_SIZE, padded_batch, tiny_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reversal_task import build_tokenizer, one_torch_thread  # noqa: F401
+from reversal_task import build_tokenizer
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 # Bounded and reproducible in CI; no example database written into the repository.
 BOUNDED = settings(
     max_examples=20,

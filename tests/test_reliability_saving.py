@@ -17,13 +17,12 @@ import pytest
 import torch
 import transformers.modeling_utils
 from conftest import tiny_model
-from reversal_task import build_tokenizer, one_torch_thread  # noqa: F401
+from reversal_task import build_tokenizer
 from save_loop import LARGER
 from transformers import AutoModelForSeq2SeqLM
 
 from hf_simple_s2s import SimpleS2SForConditionalGeneration, modeling_simple_s2s
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
