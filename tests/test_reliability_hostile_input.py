@@ -1,5 +1,5 @@
 """Hostile input through the tokenizer and the model: each either works with a sensible result or is refused
-with a clear `ValueError`. Model bugs found this way are `xfail(strict=True)` tests with a minimal reproduction."""
+with a clear `ValueError`."""
 
 import pytest
 import torch
@@ -64,11 +64,6 @@ def test_empty_strings_give_an_eos_only_source_and_the_same_output_alone_or_batc
     assert torch.equal(batched[0, : alone.shape[1]], alone[0]) and torch.equal(batched[0], batched[1])
 
 
-def model_bug(reason: str, raises: type[Exception] | None = None) -> pytest.MarkDecorator:
-    """A reported model bug: the test states the wanted behaviour and fails (strictly) until the bug is fixed."""
-    return pytest.mark.xfail(strict=True, raises=raises, reason=f"model bug: {reason}")
-
-
 @pytest.mark.parametrize("shape", [(0, 4), (2, 0), (0, 0)], ids=["no_rows", "no_tokens", "nothing"])
 def test_empty_batches_and_sources_are_refused_clearly(shape, text_model):
     input_ids = torch.empty(shape, dtype=torch.long)
@@ -110,10 +105,6 @@ def test_non_finite_encoder_outputs_are_refused(bad_value, text_model):
         text_model.generate(encoder_outputs=encoder_outputs, max_new_tokens=3)
 
 
-@model_bug(
-    reason="NaN in a user-passed `encoder_outputs.final_hidden_state` is not checked (only "
-    "last_hidden_state is) and silently turns every logit into NaN",
-)
 def test_non_finite_final_hidden_state_is_refused(text_model):
     encoder_outputs = text_model.get_encoder()(torch.tensor([[5, 6, 7, EOS_ID]]))
     encoder_outputs.final_hidden_state[0, 0] = float("nan")

@@ -140,11 +140,6 @@ def test_damaged_weights_are_refused_through_auto_classes(damage, saved_folder):
         AutoModelForSeq2SeqLM.from_pretrained(saved_folder)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs a change in configuration_simple_s2s.py (the lead's): AutoConfig reads config.json before the "
-    "model's checks run, and strict's StrictDataclassFieldValidationError does not name the file",
-)
 def test_config_with_wrong_types_is_refused_naming_the_file_through_auto_classes(saved_folder):
     edit_config(saved_folder / "config.json", hidden_size="16")
     with pytest.raises(ValueError, match="config.json"):
