@@ -23,8 +23,11 @@ class ScheduledSamplingCallback(TrainerCallback):
     def on_log(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, logs=None, model=None, **kwargs
     ):
-        if logs is not None and "loss" in logs and model is not None:
-            logs["teacher_forcing_ratio"] = model.teacher_forcing_ratio
+        if logs is None or "loss" not in logs or model is None:
+            return
+        logs["teacher_forcing_ratio"] = model.teacher_forcing_ratio  # for the loggers called after this callback
+        if state.log_history and state.log_history[-1].get("step") == state.global_step:  # a copy of `logs`
+            state.log_history[-1]["teacher_forcing_ratio"] = model.teacher_forcing_ratio
 
 
 __all__ = ["ScheduledSamplingCallback"]
