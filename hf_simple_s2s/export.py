@@ -211,24 +211,39 @@ class OnnxGreedyTranslator:
         lengths = attention_mask.sum(axis=1, keepdims=True)
         if not (attention_mask == (np.arange(input_ids.shape[1]) < lengths)).all():
             raise ValueError("`attention_mask` must be right-padded (each row's 1s first) for the exported encoder")
-        config = self.config
-        hidden, keys, state = self.encoder.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})
-        feeds = {"encoder_hidden_states": hidden, "attention_keys": keys, "attention_mask": attention_mask}
-        coverage = np.zeros(input_ids.shape, dtype=np.float32) if config.coverage else None
-        sequences = np.full((len(input_ids), 1), config.decoder_start_token_id, dtype=np.int64)
-        finished = np.zeros(len(input_ids), dtype=bool)
-        for _ in range(max_new_tokens):
-            step_feeds = {**feeds, "input_ids": sequences[:, -1:], "decoder_state": state}
-            if coverage is not None:
-                step_feeds["coverage"] = coverage
-            log_probs, state, *rest = self.decoder_step.run(None, step_feeds)
-            coverage = rest[0] if rest else None
-            next_tokens = np.where(finished, config.pad_token_id, log_probs.argmax(axis=-1))
-            sequences = np.concatenate([sequences, next_tokens[:, None]], axis=1)
-            finished |= next_tokens == config.eos_token_id
-            if finished.all():
-                break
-        return sequences
+
+        def encode(ids: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
+            return self.encoder.run(None, {"input_ids": ids, "attention_mask": mask})
+
+        def decode_step(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+            return self.decoder_step.run(None, feeds)
+
+        return greedy_decode(encode, decode_step, self.config, input_ids, attention_mask, max_new_tokens)
 
 
-__all__ = ["DecoderStep", "OnnxGreedyTranslator", "PaddedEncoder", "export_onnx"]
+def greedy_decode(
+    encode, decode_step, config, input_ids: np.ndarray, attention_mask: np.ndarray, max_new_tokens: int
+) -> np.ndarray:
+    """Greedy search over an encoder and a decoder step given as functions on numpy arrays (onnxruntime sessions,
+    or `PaddedEncoder` / `DecoderStep` wrapped): `encode(input_ids, attention_mask)` returns the three outputs of
+    `PaddedEncoder`, `decode_step(feeds)` those of `DecoderStep` for the feeds named as in `step_names`."""
+    hidden, keys, state = encode(input_ids, attention_mask)
+    feeds = {"encoder_hidden_states": hidden, "attention_keys": keys, "attention_mask": attention_mask}
+    coverage = np.zeros(input_ids.shape, dtype=np.float32) if config.coverage else None
+    sequences = np.full((len(input_ids), 1), config.decoder_start_token_id, dtype=np.int64)
+    finished = np.zeros(len(input_ids), dtype=bool)
+    for _ in range(max_new_tokens):
+        step_feeds = {**feeds, "input_ids": sequences[:, -1:], "decoder_state": state}
+        if coverage is not None:
+            step_feeds["coverage"] = coverage
+        log_probs, state, *rest = decode_step(step_feeds)
+        coverage = rest[0] if rest else None
+        next_tokens = np.where(finished, config.pad_token_id, log_probs.argmax(axis=-1))
+        sequences = np.concatenate([sequences, next_tokens[:, None]], axis=1)
+        finished |= next_tokens == config.eos_token_id
+        if finished.all():
+            break
+    return sequences
+
+
+__all__ = ["DecoderStep", "OnnxGreedyTranslator", "PaddedEncoder", "export_onnx", "greedy_decode"]
