@@ -6,11 +6,14 @@ or drops words). Prints a markdown table and writes JSON.
 
     PYTHONPATH=. python benchmarks/beyond_effects.py --steps 600 --out benchmarks/results/beyond_effects.json
 
-Timings are ratios against the baseline in the same run (the machine is shared).
+BLEU and repetition are means over `--seeds` (model initialisation and data order). Timings are ratios against
+the baseline, measured round-robin after training (one training step on a fixed batch, one greedy decode of the
+test set), medians of `--timing_rounds`, so that a shared machine's load hits every option alike.
 """
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -70,8 +73,8 @@ def strip(sequence: list[int]) -> list[int]:
     return out
 
 
-def run(name: str, overrides: dict, args) -> dict:
-    torch.manual_seed(0)
+def run(name: str, overrides: dict, args, seed: int) -> tuple[dict, SimpleS2SForConditionalGeneration]:
+    torch.manual_seed(seed)
     config = SimpleS2SConfig(
         vocab_size=VOCAB_SIZE,
         embedding_size=48,
@@ -82,7 +85,7 @@ def run(name: str, overrides: dict, args) -> dict:
     )
     model = SimpleS2SForConditionalGeneration(config).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    generator = torch.Generator().manual_seed(1)
+    generator = torch.Generator().manual_seed(1000 + seed)
     start = time.perf_counter()
     for step in range(args.steps):
         model.set_training_step(step)  # what ScheduledSamplingCallback does inside Seq2SeqTrainer
@@ -102,7 +105,8 @@ def run(name: str, overrides: dict, args) -> dict:
         beam = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=40, num_beams=4)
     decode_seconds = time.perf_counter() - start
     references = [" ".join(map(str, row[::-1])) for row in rows]
-    result = {"option": name, "config": overrides, "final_loss": float(loss), "train_seconds": train_seconds}
+    result = {"option": name, "seed": seed, "config": overrides, "final_loss": loss.item()}
+    result["train_seconds"] = train_seconds
     result["decode_seconds"] = decode_seconds
     for search, output in (("greedy", greedy), ("beam4", beam)):
         hypotheses = [strip(sequence) for sequence in output.tolist()]
@@ -116,7 +120,31 @@ def run(name: str, overrides: dict, args) -> dict:
         config.scheduled_sampling, config.scheduled_sampling_k, args.steps - 1
     )
     print(json.dumps(result), file=sys.stderr, flush=True)
-    return result
+    return result, model
+
+
+def round_robin_seconds(models: list[SimpleS2SForConditionalGeneration], args) -> list[dict]:
+    """Median seconds of one training step and of one greedy decode per model, taking turns between models."""
+    input_ids, attention_mask, labels, _ = reversal_batch(args.batch_size, 4, 16, torch.Generator().manual_seed(3))
+    test_ids, test_mask, _, _ = reversal_batch(args.test_size, 14, 24, torch.Generator().manual_seed(2))
+    times = [{"train_step": [], "decode": []} for _ in models]
+    for _ in range(args.timing_rounds):
+        for model, record in zip(models, times):
+            model.train()
+            start = time.perf_counter()
+            model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss.backward()
+            record["train_step"].append(time.perf_counter() - start)
+            model.zero_grad()
+            model.eval()
+            start = time.perf_counter()
+            with torch.no_grad():
+                model.generate(test_ids, attention_mask=test_mask, max_new_tokens=40)
+            record["decode"].append(time.perf_counter() - start)
+    return [{key: statistics.median(values) for key, values in record.items()} for record in times]
+
+
+def mean(results: list[dict], key: str) -> float:
+    return statistics.fmean(r[key] for r in results)
 
 
 def main():
@@ -125,23 +153,34 @@ def main():
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--test_size", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--timing_rounds", type=int, default=5)
     parser.add_argument("--out", default="benchmarks/results/beyond_effects.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    results = [run(name, overrides, args) for name, overrides in OPTIONS.items()]
-    base = results[0]
+    results, last_models = {name: [] for name in OPTIONS}, []
+    for seed in args.seeds:
+        last_models = []
+        for name, overrides in OPTIONS.items():
+            result, model = run(name, overrides, args, seed)
+            results[name].append(result)
+            last_models.append(model)
+    timings = dict(zip(OPTIONS, round_robin_seconds(last_models, args)))  # the last seed's models
+    base = timings[next(iter(OPTIONS))]
+    print(f"Reversal, {args.steps} training steps, seeds {args.seeds}; test sources of 14-24 words; means over seeds.")
     print(
-        "| option | BLEU greedy | BLEU beam 4 | repeated 2-grams greedy (reference) | length ratio greedy | train time | decode time |"
+        "| option | BLEU greedy | BLEU beam 4 | repeated 2-grams, greedy | length ratio | train step | greedy decode |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for r in results:
+    for name, runs in results.items():
         print(
-            f"| {r['option']} | {r['bleu_greedy']:.1f} | {r['bleu_beam4']:.1f} | {100 * r['repeated_2gram_greedy']:.1f}% "
-            f"({100 * r['repeated_2gram_reference']:.1f}%) | {r['length_ratio_greedy']:.2f} | "
-            f"{r['train_seconds'] / base['train_seconds']:.2f}x | {r['decode_seconds'] / base['decode_seconds']:.2f}x |"
+            f"| {name} | {mean(runs, 'bleu_greedy'):.1f} | {mean(runs, 'bleu_beam4'):.1f} | "
+            f"{100 * mean(runs, 'repeated_2gram_greedy'):.2f}% (reference {100 * mean(runs, 'repeated_2gram_reference'):.2f}%) | "
+            f"{mean(runs, 'length_ratio_greedy'):.2f} | {timings[name]['train_step'] / base['train_step']:.2f}x | "
+            f"{timings[name]['decode'] / base['decode']:.2f}x |"
         )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
+    Path(args.out).write_text(json.dumps({"args": vars(args), "results": results, "seconds": timings}, indent=2))
 
 
 if __name__ == "__main__":
