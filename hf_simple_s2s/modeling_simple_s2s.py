@@ -6,6 +6,7 @@ Optional: coverage (Tu et al. 2016, "Modeling Coverage for NMT"; See et al. 2017
 scheduled sampling (Bengio et al. 2015, "Scheduled Sampling for Sequence Prediction with RNNs").
 """
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -221,8 +222,11 @@ class SimpleS2SEncoder(nn.Module):
             output_attentions: accepted for the `generate()` interface; a GRU encoder has no self-attention.
         """
         check_token_ids(input_ids, self.config.vocab_size, "input_ids")
-        if input_ids.dim() != 2:
-            raise ValueError(f"`input_ids` must have shape (batch, src_len), got {tuple(input_ids.shape)}")
+        if input_ids.dim() != 2 or 0 in input_ids.shape:
+            raise ValueError(
+                f"`input_ids` must have shape (batch, src_len) with at least one row and one token, got "
+                f"{tuple(input_ids.shape)}"
+            )
         if attention_mask is not None and attention_mask.shape != input_ids.shape:
             raise ValueError(
                 f"`attention_mask` has shape {tuple(attention_mask.shape)} but `input_ids` has shape "
@@ -415,6 +419,24 @@ class SimpleS2SPreTrainedModel(PreTrainedModel):
             return super().get_expanded_tied_weights_keys(all_submodels=True)
         return self._tied_parameters()
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        # Weights load from safetensors only: a `.bin` checkpoint is a pickle, and unpickling can run code.
+        if kwargs.get("use_safetensors") is False:
+            raise ValueError("`use_safetensors=False` is not supported: SimpleS2S loads weights from safetensors only")
+        kwargs["use_safetensors"] = True
+        if pretrained_model_name_or_path is not None:
+            folder = os.path.join(os.fspath(pretrained_model_name_or_path), kwargs.get("subfolder", ""))
+            if os.path.isdir(folder) and not any(name.endswith(".safetensors") for name in os.listdir(folder)):
+                pickled = sorted(name for name in os.listdir(folder) if name.endswith((".bin", ".pt", ".pth")))
+                if pickled:
+                    raise OSError(
+                        f"{folder} holds pickled weights only ({', '.join(pickled)}), no model.safetensors. "
+                        "SimpleS2S loads safetensors only, because unpickling can run code: load the checkpoint once "
+                        "where you trust its origin and save it again with `save_pretrained`, which writes safetensors."
+                    )
+        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+
     def save_pretrained(self, save_directory, *args, **kwargs):
         # `register_for_auto_class` writes the `auto_map` entry of the saved class only; name every entry point so
         # that AutoModel and AutoModelForSeq2SeqLM both load the folder with `trust_remote_code=True`.
@@ -574,6 +596,15 @@ class SimpleS2SForConditionalGeneration(SimpleS2SPreTrainedModel, GenerationMixi
 
     def get_decoder(self) -> SimpleS2SDecoder:
         return self.model.decoder
+
+    def _resize_token_embeddings(self, new_num_tokens, pad_to_multiple_of=None, mean_resizing=True):
+        # The default resizes the input embedding (the encoder's) and the output layer; a decoder embedding of its
+        # own must follow, or the decoder would keep the old vocabulary.
+        if not self.config.share_embeddings:
+            self.model.decoder.embed_tokens = self._get_resized_embeddings(
+                self.model.decoder.embed_tokens, new_num_tokens, pad_to_multiple_of, mean_resizing
+            )
+        return super()._resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
 
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)

@@ -10,6 +10,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from hf_simple_s2s import SimpleS2SConfig, SimpleS2SForConditionalGeneration  # noqa: E402
 
+# Tiny models run fastest on one thread; more threads only contend on a small, shared machine.
+torch.set_num_threads(1)
+
 ATTENTION_TYPES = ["bahdanau", "luong_dot", "luong_general"]
 VOCAB_SIZE = 40
 
@@ -47,8 +50,7 @@ def model(attention_type) -> SimpleS2SForConditionalGeneration:
     return tiny_model(attention_type=attention_type)
 
 
-@pytest.fixture(scope="session")
-def word_tokenizer():
+def make_word_tokenizer():
     """A word-level fast tokenizer over the tiny vocabulary: '<pad> <s> </s> <unk>' then 'w4' ... 'w39'."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
@@ -61,6 +63,11 @@ def word_tokenizer():
     return PreTrainedTokenizerFast(
         tokenizer_object=backend, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
     )
+
+
+@pytest.fixture(scope="session")
+def word_tokenizer():
+    return make_word_tokenizer()
 
 
 def padded_batch(rows: list[list[int]], side: str = "right", pad_token_id: int = 0):

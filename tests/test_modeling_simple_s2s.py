@@ -1,5 +1,7 @@
 """Model tests in the spirit of transformers' own: shapes, cache equivalences, padding invariances, generate()."""
 
+import re
+
 import pytest
 import torch
 from conftest import ATTENTION_TYPES, VOCAB_SIZE, padded_batch, tiny_config, tiny_model
@@ -433,3 +435,28 @@ def test_unidirectional_and_single_layer_variants_decode_consistently(attention_
     without = model.generate(input_ids, attention_mask=attention_mask, num_beams=2, use_cache=False, **GEN)
     assert torch.equal(with_cache, without)
     assert model.model.encoder.gru.bidirectional is False
+
+
+@pytest.mark.parametrize("shape", [(2, 0), (0, 5), (5,)])
+def test_empty_or_flat_source_is_refused(shape):
+    model = tiny_model()
+    with pytest.raises(ValueError, match=rf"input_ids.*{re.escape(str(shape))}"):
+        model.generate(torch.full(shape, 5, dtype=torch.long), max_new_tokens=3)
+
+
+@pytest.mark.parametrize("tie,share", [(True, True), (True, False), (False, True), (False, False)])
+def test_resize_token_embeddings_resizes_every_vocabulary_matrix(tie, share):
+    model = tiny_model(tie_word_embeddings=tie, share_embeddings=share)
+    old_decoder_rows = model.model.decoder.embed_tokens.weight[:VOCAB_SIZE].clone()
+    model.resize_token_embeddings(VOCAB_SIZE + 8)
+    decoder_embedding = model.model.decoder.embed_tokens.weight
+    for matrix in (model.model.encoder.embed_tokens.weight, decoder_embedding, model.lm_head.weight):
+        assert matrix.shape[0] == VOCAB_SIZE + 8
+    assert model.lm_head.bias.shape == (VOCAB_SIZE + 8,)
+    assert model.config.vocab_size == VOCAB_SIZE + 8
+    assert (model.lm_head.weight is decoder_embedding) == tie
+    assert (model.model.encoder.embed_tokens.weight is decoder_embedding) == share
+    torch.testing.assert_close(decoder_embedding[:VOCAB_SIZE], old_decoder_rows)
+    new_token = VOCAB_SIZE + 3
+    out = model(input_ids=torch.tensor([[new_token, 5, 2]]), labels=torch.tensor([[new_token, 2]]))
+    assert out.logits.shape[-1] == VOCAB_SIZE + 8 and torch.isfinite(out.loss)

@@ -1,16 +1,13 @@
-"""Saving and loading: Auto classes, safetensors only, remote code in a fresh process, the offline Hub path."""
+"""Saving and loading: Auto classes, safetensors only, remote code in a fresh process (the Hub path: test_hub.py)."""
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import ATTENTION_TYPES, padded_batch, tiny_model
+from hub_utils import run_fresh_python
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
 
 from hf_simple_s2s import SimpleS2SConfig, SimpleS2SForConditionalGeneration, SimpleS2SModel
@@ -19,45 +16,18 @@ SOURCES = [[5, 9, 14, 22, 7, 2], [31, 12, 2], [8, 8, 19, 25, 2]]
 GEN = dict(max_new_tokens=8, num_beams=3)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-# Run in a fresh interpreter: the package is made unimportable, so only the code saved with the model can load it.
+# Run in a fresh interpreter where the package is unimportable, so only the code saved with the model can load it.
 LOAD_WITHOUT_PACKAGE = """
-import json, sys
-sys.modules["hf_simple_s2s"] = None  # `import hf_simple_s2s` now raises ImportError
+import json
 import torch
 from transformers import AutoModel, AutoModelForSeq2SeqLM
-spec = json.load(open(sys.argv[2]))
-model = AutoModelForSeq2SeqLM.from_pretrained(sys.argv[1], trust_remote_code=True)
-base = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True)
+spec = json.load(open("spec.json"))
+model = AutoModelForSeq2SeqLM.from_pretrained("model", trust_remote_code=True)
+base = AutoModel.from_pretrained("model", trust_remote_code=True)
 ids, mask = torch.tensor(spec["input_ids"]), torch.tensor(spec["attention_mask"])
 out = model.generate(ids, attention_mask=mask, **spec["gen"])
 print(json.dumps({"sequences": out.tolist(), "module": type(model).__module__, "base": type(base).__name__}))
 """
-
-LOAD_FROM_HUB_CACHE = """
-import json, sys
-import torch
-import hf_simple_s2s
-from transformers import AutoModelForSeq2SeqLM
-spec = json.load(open(sys.argv[2]))
-model = AutoModelForSeq2SeqLM.from_pretrained(sys.argv[1])
-ids, mask = torch.tensor(spec["input_ids"]), torch.tensor(spec["attention_mask"])
-out = model.generate(ids, attention_mask=mask, **spec["gen"])
-print(json.dumps({"sequences": out.tolist(), "module": type(model).__module__}))
-"""
-
-
-def run_fresh_python(script: str, *args: str, env: dict | None = None) -> dict:
-    """Run `script` in a new interpreter outside the repo; return the JSON it prints last."""
-    result = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        capture_output=True,
-        text=True,
-        cwd=args[0] if os.path.isdir(args[0]) else None,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
-        timeout=180,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def write_spec(path: Path, input_ids, attention_mask) -> Path:
@@ -106,6 +76,7 @@ def test_saved_folder_holds_safetensors_code_and_auto_map(tmp_path):
             "",
             "dataclasses",
             "huggingface_hub",
+            "os",
             "torch",
             "transformers",
         }, imported
@@ -117,36 +88,11 @@ def test_remote_code_loads_in_a_process_without_the_package(tmp_path):
     expected = model.generate(input_ids, attention_mask=attention_mask, **GEN)
     model_dir = tmp_path / "model"
     model.save_pretrained(model_dir)
-    spec = write_spec(tmp_path / "spec.json", input_ids, attention_mask)
+    write_spec(tmp_path / "spec.json", input_ids, attention_mask)
 
-    loaded = run_fresh_python(LOAD_WITHOUT_PACKAGE, str(model_dir), str(spec), env={"HF_HOME": str(tmp_path / "hf")})
+    result = run_fresh_python(LOAD_WITHOUT_PACKAGE, tmp_path, package_importable=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded["module"].startswith("transformers_modules"), loaded["module"]
     assert loaded["base"] == "SimpleS2SModel"
-    assert loaded["sequences"] == expected.tolist()
-
-
-def make_offline_hub_cache(cache_dir: Path, repo_id: str, files_from: Path, commit: str = "a" * 40) -> Path:
-    """Lay `files_from` out as huggingface_hub's cache does for a downloaded model repo."""
-    repo_dir = cache_dir / ("models--" + repo_id.replace("/", "--"))
-    (repo_dir / "refs").mkdir(parents=True)
-    (repo_dir / "refs" / "main").write_text(commit)
-    shutil.copytree(files_from, repo_dir / "snapshots" / commit)
-    return repo_dir
-
-
-def test_hub_name_resolves_offline_from_the_local_cache(tmp_path):
-    model = tiny_model(attention_type="bahdanau", initializer_range=0.5)
-    input_ids, attention_mask = padded_batch(SOURCES)
-    expected = model.generate(input_ids, attention_mask=attention_mask, **GEN)
-    model.save_pretrained(tmp_path / "saved")
-    make_offline_hub_cache(tmp_path / "hub", "org/simple-s2s", tmp_path / "saved")
-    spec = write_spec(tmp_path / "spec.json", input_ids, attention_mask)
-
-    loaded = run_fresh_python(
-        LOAD_FROM_HUB_CACHE,
-        "org/simple-s2s",
-        str(spec),
-        env={"HF_HUB_CACHE": str(tmp_path / "hub"), "PYTHONPATH": str(REPO_ROOT)},
-    )
-    assert loaded["module"] == "hf_simple_s2s.modeling_simple_s2s", "the installed package, not remote code"
     assert loaded["sequences"] == expected.tolist()
