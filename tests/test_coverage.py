@@ -173,3 +173,16 @@ def test_coverage_loss_is_added_with_its_weight_and_trains_the_coverage_projecti
     assert weighted_out.cross_attentions is None, "weights were computed for the loss but not asked for"
     weighted_out.loss.backward()
     assert weighted.model.decoder.attention.coverage_proj.weight.grad.abs().sum() > 0
+
+
+def test_a_coverage_model_saves_and_reloads(tmp_path):
+    model = coverage_model("bahdanau", coverage_loss_weight=0.5)
+    model.save_pretrained(tmp_path)
+    reloaded = SimpleS2SForConditionalGeneration.from_pretrained(tmp_path).eval()
+    assert (reloaded.config.coverage, reloaded.config.coverage_loss_weight) == (True, 0.5)
+    input_ids, attention_mask = padded_batch(SOURCES)
+    labels = decoder_inputs(4)
+    expected = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+    got = reloaded(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+    torch.testing.assert_close(got.logits, expected.logits)
+    torch.testing.assert_close(got.loss, expected.loss)
