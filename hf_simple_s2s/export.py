@@ -233,7 +233,7 @@ def greedy_decode(
     sequences = np.full((len(input_ids), 1), config.decoder_start_token_id, dtype=np.int64)
     finished = np.zeros(len(input_ids), dtype=bool)
     for _ in range(max_new_tokens):
-        step_feeds = {**feeds, "input_ids": sequences[:, -1:], "decoder_state": state}
+        step_feeds = {**feeds, "input_ids": sequences[:, -1:].copy(), "decoder_state": state}  # contiguous
         if coverage is not None:
             step_feeds["coverage"] = coverage
         log_probs, state, *rest = decode_step(step_feeds)
