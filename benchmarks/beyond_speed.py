@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from hf_simple_s2s import SimpleS2SConfig, SimpleS2SForConditionalGeneration
-from hf_simple_s2s.export import DecoderStep, OnnxGreedyTranslator, PaddedEncoder, export_onnx, greedy_decode
+from hf_simple_s2s.export import DecoderStep, OnnxTranslator, PaddedEncoder, export_onnx, greedy_decode
 
 
 def median_seconds(function, repeats: int) -> tuple[float, object]:
@@ -65,7 +65,7 @@ def bench(attention_type: str, coverage: bool, args) -> dict:
     row["generate_s"], reference = median_seconds(hf_generate, args.repeats)
 
     with tempfile.TemporaryDirectory() as folder:
-        translator = OnnxGreedyTranslator(export_onnx(model, folder), intra_op_num_threads=args.threads)
+        translator = OnnxTranslator(export_onnx(model, folder), intra_op_num_threads=args.threads)
         row["onnxruntime_s"], got = median_seconds(lambda: translator.generate(ids, mask, steps), args.repeats)
     row["onnxruntime_same_tokens"] = got.tolist() == reference.tolist()
 

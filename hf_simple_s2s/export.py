@@ -1,5 +1,5 @@
 """Deployment export: the encoder and one decoder step as ONNX graphs (dynamic batch and source length), and a
-small greedy decoder that runs them with onnxruntime and returns what `generate()` returns.
+small decoder (greedy or beam search) that runs them with onnxruntime and returns what `generate()` returns.
 
 `pack_padded_sequence` does not export, so the exported encoder is a padded, branch-free rewrite of
 `SimpleS2SEncoder` for right-padded input: the backward direction runs over each row's real tokens reversed (a
@@ -169,19 +169,19 @@ def export_onnx(model: SimpleS2SForConditionalGeneration, folder: str | Path, op
         opset_version=opset_version,
         dynamo=False,
     )
-    config.to_json_file(folder / "config.json")  # token ids and `coverage`, for OnnxGreedyTranslator
+    config.to_json_file(folder / "config.json")  # token ids and `coverage`, for OnnxTranslator
     return folder
 
 
-class OnnxGreedyTranslator:
-    """Greedy decoding with onnxruntime over the two graphs of `export_onnx`: same tokens as greedy `generate()`.
+class OnnxTranslator:
+    """Greedy or beam search with onnxruntime over the two graphs of `export_onnx`: the tokens of `generate()`.
 
     Example:
 
     ```python
     >>> folder = export_onnx(model, "onnx/")
-    >>> translator = OnnxGreedyTranslator(folder)
-    >>> sequences = translator.generate(input_ids, attention_mask, max_new_tokens=40)  # numpy, like generate()
+    >>> translator = OnnxTranslator(folder)
+    >>> sequences = translator.generate(input_ids, attention_mask, max_new_tokens=40, num_beams=5)  # numpy
     ```
     """
 
@@ -199,9 +199,13 @@ class OnnxGreedyTranslator:
         self.encoder = onnxruntime.InferenceSession(str(folder / ENCODER_FILE), options, providers=providers)
         self.decoder_step = onnxruntime.InferenceSession(str(folder / DECODER_STEP_FILE), options, providers=providers)
 
-    def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 20) -> np.ndarray:
+    def generate(
+        self, input_ids, attention_mask=None, max_new_tokens: int = 20, num_beams: int = 1, length_penalty: float = 1.0
+    ) -> np.ndarray:
         """`input_ids`, `attention_mask`: `(batch, src_len)` arrays or tensors, padded on the right. Returns
-        `(batch, 1 + steps)`: the start token, the tokens, then pad after each row's eos (as `generate()`)."""
+        `(batch, 1 + steps)` as `generate()` does: the start token, the tokens, then filling after each row's eos."""
+        if isinstance(num_beams, bool) or not isinstance(num_beams, int) or num_beams < 1:
+            raise ValueError(f"`num_beams` must be an integer >= 1, got {num_beams!r}")
         input_ids = np.asarray(input_ids, dtype=np.int64)
         attention_mask = np.ones_like(input_ids) if attention_mask is None else np.asarray(attention_mask, np.int64)
         if input_ids.ndim != 2 or attention_mask.shape != input_ids.shape:
@@ -218,7 +222,11 @@ class OnnxGreedyTranslator:
         def decode_step(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
             return self.decoder_step.run(None, feeds)
 
-        return greedy_decode(encode, decode_step, self.config, input_ids, attention_mask, max_new_tokens)
+        if num_beams == 1:
+            return greedy_decode(encode, decode_step, self.config, input_ids, attention_mask, max_new_tokens)
+        return beam_decode(
+            encode, decode_step, self.config, input_ids, attention_mask, max_new_tokens, num_beams, length_penalty
+        )
 
 
 def greedy_decode(
@@ -246,4 +254,95 @@ def greedy_decode(
     return sequences
 
 
-__all__ = ["DecoderStep", "OnnxGreedyTranslator", "PaddedEncoder", "export_onnx", "greedy_decode"]
+def beam_decode(
+    encode,
+    decode_step,
+    config,
+    input_ids: np.ndarray,
+    attention_mask: np.ndarray,
+    max_new_tokens: int,
+    num_beams: int,
+    length_penalty: float = 1.0,
+) -> np.ndarray:
+    """Beam search as transformers' `generate(num_beams=...)` does it (defaults: `early_stopping=False`, one returned
+    sequence per source), over the same two functions as `greedy_decode`. Scores are float32 like transformers'."""
+    batch_size, beams, eos = len(input_ids), num_beams, config.eos_token_id
+    hidden, keys, state = encode(input_ids, attention_mask)
+    attention_mask = np.repeat(attention_mask, beams, axis=0)  # each source once per beam: (batch * beams, src_len)
+    feeds = {
+        "encoder_hidden_states": np.repeat(hidden, beams, axis=0),
+        "attention_keys": np.repeat(keys, beams, axis=0),
+        "attention_mask": attention_mask,
+    }
+    state = np.repeat(state, beams, axis=1)  # (layers, batch * beams, hidden)
+    coverage = np.zeros(attention_mask.shape, dtype=np.float32) if config.coverage else None
+    max_length = 1 + max_new_tokens
+    keep = 2 * beams  # candidates kept per source: enough to continue `beams` beams when `beams` of them end in eos
+    in_top_beams = np.arange(keep) < beams  # only the best `beams` candidates may become finished hypotheses
+
+    def gather(values: np.ndarray, index: np.ndarray) -> np.ndarray:  # per source, along the beam axis
+        return np.take_along_axis(values, index.reshape(index.shape + (1,) * (values.ndim - 2)), axis=1)
+
+    def top(scores: np.ndarray, k: int) -> np.ndarray:
+        return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+
+    # transformers fills unused positions with `pad_token_id or eos_token_id`: eos when the pad id is 0.
+    running = np.full((batch_size, beams, max_length), config.pad_token_id or eos, dtype=np.int64)
+    running[:, :, 0] = config.decoder_start_token_id
+    running_scores = np.zeros((batch_size, beams), dtype=np.float32)
+    running_scores[:, 1:] = -1e9  # the beams start identical: let only the first one expand
+    finished = running.copy()  # the best finished hypotheses so far, their scores and lengths
+    finished_scores = np.full((batch_size, beams), -1e9, dtype=np.float32)
+    finished_lengths = np.zeros((batch_size, beams), dtype=np.int64)
+    is_finished = np.zeros((batch_size, beams), dtype=bool)
+    can_improve = np.ones((batch_size, 1), dtype=bool)
+    cur_len = 1
+    while True:
+        step_feeds = {**feeds, "input_ids": running[:, :, cur_len - 1].reshape(-1, 1), "decoder_state": state}
+        if coverage is not None:
+            step_feeds["coverage"] = coverage
+        log_probs, state, *rest = decode_step(step_feeds)
+        vocab_size = log_probs.shape[-1]
+        scores = (log_probs.reshape(batch_size, beams, vocab_size) + running_scores[:, :, None]).reshape(
+            batch_size, -1
+        )
+        candidates = top(scores, keep)  # (batch, keep) over beams * vocab
+        candidate_scores, parents, tokens = (
+            gather(scores, candidates),
+            candidates // vocab_size,
+            candidates % vocab_size,
+        )
+        candidate_sequences = gather(running, parents).copy()
+        candidate_sequences[:, :, cur_len] = tokens
+        ends = (tokens == eos) | (cur_len + 1 >= max_length)
+
+        # The best `beams` candidates that go on.
+        go_on_scores = candidate_scores + ends.astype(np.float32) * -1e9
+        chosen = top(go_on_scores, beams)
+        running, running_scores = gather(candidate_sequences, chosen), gather(go_on_scores, chosen)
+        beam_index = (gather(parents, chosen) + np.arange(batch_size)[:, None] * beams).reshape(-1)
+
+        # Candidates that end here join the finished ones, scored with the length penalty; keep the best `beams`.
+        just_finished = ends & in_top_beams[None, :]
+        ended_scores = candidate_scores / ((cur_len + 1 - 1) ** length_penalty)
+        ended_scores += (~can_improve).astype(np.float32) * -1e9
+        ended_scores += (~just_finished).astype(np.float32) * -1e9
+        merged_scores = np.concatenate([finished_scores, ended_scores], axis=1)
+        best = top(merged_scores, beams)
+        finished = gather(np.concatenate([finished, candidate_sequences], axis=1), best)
+        finished_scores = gather(merged_scores, best)
+        finished_lengths = gather(np.concatenate([finished_lengths, np.full(ends.shape, cur_len)], axis=1), best)
+        is_finished = gather(np.concatenate([is_finished, just_finished], axis=1), best)
+
+        state = state[:, beam_index]
+        coverage = rest[0][beam_index] if rest else None
+        cur_len += 1
+        best_possible = running_scores[:, :1] / ((cur_len - 1) ** length_penalty)
+        worst_finished = np.where(is_finished, finished_scores.min(axis=1, keepdims=True), np.float32(-1e9))
+        can_improve &= (best_possible > worst_finished).any(axis=1, keepdims=True)
+        if not can_improve.any() or ends.all():
+            break
+    return finished[:, 0, : 1 + finished_lengths[:, 0].max()]
+
+
+__all__ = ["DecoderStep", "OnnxTranslator", "PaddedEncoder", "beam_decode", "export_onnx", "greedy_decode"]

@@ -1,5 +1,5 @@
 """Export: the padded encoder equals the packed one, and the ONNX graphs run by onnxruntime decode exactly as
-greedy `generate()` does, for batch sizes and source lengths other than those used at export."""
+`generate()` does (greedy and beam search), for batch sizes and source lengths other than those used at export."""
 
 import pytest
 import torch
@@ -48,24 +48,27 @@ def test_decoder_step_equals_the_models_cached_step():
 @pytest.mark.parametrize(
     "attention_type,coverage", [("bahdanau", False), ("luong_dot", True), ("luong_general", False)]
 )
-def test_onnxruntime_greedy_decoding_equals_generate(tmp_path, attention_type, coverage):
+def test_onnxruntime_decoding_equals_generate(tmp_path, attention_type, coverage):
     pytest.importorskip("onnxruntime")
-    from hf_simple_s2s.export import OnnxGreedyTranslator, export_onnx
+    from hf_simple_s2s.export import OnnxTranslator, export_onnx
 
     model = tiny_model(attention_type=attention_type, coverage=coverage, initializer_range=0.5)
-    translator = OnnxGreedyTranslator(export_onnx(model, tmp_path))
+    translator = OnnxTranslator(export_onnx(model, tmp_path))
     for rows in (SOURCES, SOURCES[1:2], [[5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 2]]):
         input_ids, attention_mask = padded_batch(rows)
-        expected = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=12).numpy()
-        got = translator.generate(input_ids, attention_mask, max_new_tokens=12)
-        assert got.tolist() == expected.tolist()
+        for num_beams in (1, 3):
+            expected = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=12, num_beams=num_beams)
+            got = translator.generate(input_ids, attention_mask, max_new_tokens=12, num_beams=num_beams)
+            assert got.tolist() == expected.tolist(), f"num_beams={num_beams}, {len(rows)} rows"
 
 
-def test_translator_refuses_left_padding(tmp_path):
+def test_translator_refuses_left_padding_and_bad_beams(tmp_path):
     pytest.importorskip("onnxruntime")
-    from hf_simple_s2s.export import OnnxGreedyTranslator, export_onnx
+    from hf_simple_s2s.export import OnnxTranslator, export_onnx
 
-    translator = OnnxGreedyTranslator(export_onnx(tiny_model(), tmp_path))
+    translator = OnnxTranslator(export_onnx(tiny_model(), tmp_path))
     input_ids, attention_mask = padded_batch(SOURCES[:2], side="left")
     with pytest.raises(ValueError, match="right-padded"):
         translator.generate(input_ids, attention_mask)
+    with pytest.raises(ValueError, match="`num_beams` must be an integer >= 1, got 0"):
+        translator.generate(*padded_batch(SOURCES[:2]), num_beams=0)
