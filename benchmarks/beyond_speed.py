@@ -1,5 +1,5 @@
-"""Greedy decoding speed: `generate()` against the exported graphs in onnxruntime and against the same decoder
-step in eager PyTorch and under `torch.compile`. Checks that every path returns `generate()`'s tokens.
+"""Decoding speed: `generate()` against the exported graphs in onnxruntime (greedy and beam search) and against the
+same decoder step in eager PyTorch and under `torch.compile` (greedy). Checks every path returns `generate()`'s tokens.
 
     PYTHONPATH=. python benchmarks/beyond_speed.py --out benchmarks/results/beyond_speed.json
 
@@ -64,10 +64,20 @@ def bench(attention_type: str, coverage: bool, args) -> dict:
     row = {"attention_type": attention_type, "coverage": coverage}
     row["generate_s"], reference = median_seconds(hf_generate, args.repeats)
 
+    def hf_beam():
+        with torch.no_grad():
+            return model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=steps, num_beams=beams)
+
+    beams = args.num_beams
+    row["generate_beam_s"], beam_reference = median_seconds(hf_beam, args.repeats)
     with tempfile.TemporaryDirectory() as folder:
         translator = OnnxTranslator(export_onnx(model, folder), intra_op_num_threads=args.threads)
         row["onnxruntime_s"], got = median_seconds(lambda: translator.generate(ids, mask, steps), args.repeats)
-    row["onnxruntime_same_tokens"] = got.tolist() == reference.tolist()
+        row["onnxruntime_same_tokens"] = got.tolist() == reference.tolist()
+        row["onnxruntime_beam_s"], got = median_seconds(
+            lambda: translator.generate(ids, mask, steps, num_beams=beams), args.repeats
+        )
+        row["onnxruntime_beam_same_tokens"] = got.tolist() == beam_reference.tolist()
 
     encoder, step = PaddedEncoder(model).eval(), DecoderStep(model).eval()
     eager = torch_functions(encoder, step)
@@ -94,6 +104,7 @@ def main():
     parser.add_argument("--src_len", type=int, default=30)
     parser.add_argument("--new_tokens", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--num_beams", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no_compile", dest="compile", action="store_false")
     parser.add_argument("--out", default="benchmarks/results/beyond_speed.json")
@@ -101,16 +112,18 @@ def main():
     torch.set_num_threads(args.threads)
     rows = [bench(a, c, args) for a, c in (("bahdanau", False), ("bahdanau", True), ("luong_general", False))]
     print(
-        "| attention | coverage | generate() | onnxruntime | eager step loop | torch.compile step loop | same tokens |"
+        "| attention | coverage | generate() | onnxruntime | eager step loop | torch.compile step loop "
+        f"| beam {args.num_beams}: generate() | beam {args.num_beams}: onnxruntime | same tokens |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         base = r["generate_s"]
         compiled = f"{r['compiled_step_s'] / base:.2f}x" if "compiled_step_s" in r else "not run"
         same = all(v for k, v in r.items() if k.endswith("same_tokens"))
         print(
             f"| {r['attention_type']} | {r['coverage']} | 1.00x ({base:.2f} s) | {r['onnxruntime_s'] / base:.2f}x | "
-            f"{r['eager_step_s'] / base:.2f}x | {compiled} | {same} |"
+            f"{r['eager_step_s'] / base:.2f}x | {compiled} | 1.00x ({r['generate_beam_s']:.2f} s) | "
+            f"{r['onnxruntime_beam_s'] / r['generate_beam_s']:.2f}x | {same} |"
         )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"args": vars(args), "results": rows}, indent=2))
