@@ -283,8 +283,9 @@ def beam_decode(
     def gather(values: np.ndarray, index: np.ndarray) -> np.ndarray:  # per source, along the beam axis
         return np.take_along_axis(values, index.reshape(index.shape + (1,) * (values.ndim - 2)), axis=1)
 
-    def top(scores: np.ndarray, k: int) -> np.ndarray:
-        return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    def top(scores: np.ndarray, k: int) -> np.ndarray:  # indices of the k best per row, best first
+        best = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # unordered, without sorting the whole row
+        return np.take_along_axis(best, np.argsort(-np.take_along_axis(scores, best, axis=1), axis=1), axis=1)
 
     # transformers fills unused positions with `pad_token_id or eos_token_id`: eos when the pad id is 0.
     running = np.full((batch_size, beams, max_length), config.pad_token_id or eos, dtype=np.int64)

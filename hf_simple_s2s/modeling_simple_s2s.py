@@ -683,6 +683,10 @@ class SimpleS2SForConditionalGeneration(SimpleS2SPreTrainedModel, GenerationMixi
         )
         return output if return_dict else output.to_tuple()
 
+    def _reorder_cache(self, cache: SimpleS2SCache, beam_idx: torch.LongTensor) -> SimpleS2SCache:
+        # Called by beam search after each step: the hypotheses kept may come from other beams of the same source.
+        return cache.reorder(beam_idx)
+
     def _forward_with_scheduled_sampling(
         self, decoder_input_ids: torch.LongTensor, **model_kwargs
     ) -> tuple[Seq2SeqModelOutput, torch.Tensor]:
@@ -725,10 +729,6 @@ class SimpleS2SForConditionalGeneration(SimpleS2SPreTrainedModel, GenerationMixi
             encoder_hidden_states=model_kwargs["encoder_outputs"].get("hidden_states"),
         )
         return outputs, torch.cat(step_logits, dim=1)
-
-    def _reorder_cache(self, cache: SimpleS2SCache, beam_idx: torch.LongTensor) -> SimpleS2SCache:
-        # Called by beam search after each step: the hypotheses kept may come from other beams of the same source.
-        return cache.reorder(beam_idx)
 
 
 __all__ = [
