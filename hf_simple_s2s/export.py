@@ -120,8 +120,15 @@ def step_names(coverage: bool) -> tuple[list[str], list[str]]:
 @torch.no_grad()
 def export_onnx(model: SimpleS2SForConditionalGeneration, folder: str | Path, opset_version: int = 17) -> Path:
     """Write `encoder.onnx` and `decoder_step.onnx` into `folder` (created if needed); returns the folder."""
-    model = model.eval()
-    folder = Path(folder)
+    was_training = model.training
+    model.eval()  # no dropout in the graphs
+    try:
+        return _export_onnx(model, Path(folder), opset_version)
+    finally:
+        model.train(was_training)
+
+
+def _export_onnx(model: SimpleS2SForConditionalGeneration, folder: Path, opset_version: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     config = model.config
     input_ids = torch.tensor([[5, 6, 7, config.eos_token_id], [8, config.eos_token_id, 0, 0]])

@@ -726,7 +726,7 @@ class SimpleS2SForConditionalGeneration(SimpleS2SPreTrainedModel, GenerationMixi
             if steps[0].cross_attentions is None
             else (joined([o.cross_attentions[0] for o in steps]),),
             encoder_last_hidden_state=steps[0].encoder_last_hidden_state,
-            encoder_hidden_states=model_kwargs["encoder_outputs"].get("hidden_states"),
+            encoder_hidden_states=steps[0].encoder_hidden_states,
         )
         return outputs, torch.cat(step_logits, dim=1)
 

@@ -126,3 +126,17 @@ def test_callback_refuses_another_model():
         ScheduledSamplingCallback().on_step_begin(
             None, type("S", (), {"global_step": 0})(), None, model=torch.nn.Linear(1, 1)
         )
+
+
+def test_precomputed_encoder_outputs_give_the_same_sampled_forward():
+    model = tiny_model(attention_type="luong_general", scheduled_sampling="linear", scheduled_sampling_k=2.0).train()
+    model.set_training_step(1)  # ratio 0.5
+    inputs = batch()
+    torch.manual_seed(3)
+    expected = model(**inputs).logits
+    encoder_outputs = model.get_encoder()(inputs["input_ids"], attention_mask=inputs["attention_mask"])
+    torch.manual_seed(3)
+    as_tuple = model(
+        encoder_outputs=encoder_outputs.to_tuple(), attention_mask=inputs["attention_mask"], labels=inputs["labels"]
+    )
+    torch.testing.assert_close(as_tuple.logits, expected)
