@@ -1,6 +1,7 @@
 """Configuration of SimpleS2S, a GRU encoder-decoder with attention (Bahdanau et al. 2015; Luong et al. 2015)."""
 
 from huggingface_hub.dataclasses import strict
+from huggingface_hub.errors import StrictDataclassError
 from transformers import PreTrainedConfig
 
 ATTENTION_TYPES = ("bahdanau", "luong_dot", "luong_general")
@@ -57,6 +58,15 @@ class SimpleS2SConfig(PreTrainedConfig):
         # (strict wraps errors from `validate_*` in its own exception class).
         self.validate_simple_s2s()
         super().__post_init__(**kwargs)
+
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs) -> "SimpleS2SConfig":
+        # A config.json with a wrong type or value is refused as a `ValueError` that names the folder it came from.
+        try:
+            return super().from_dict(config_dict, **kwargs)
+        except (StrictDataclassError, ValueError) as error:
+            source = kwargs.get("name_or_path") or config_dict.get("_name_or_path") or "<dict>"
+            raise ValueError(f"{source} (config.json) is not a valid {cls.__name__}: {error}") from error
 
     def validate_simple_s2s(self):
         """Refuse values the model cannot be built with; every message names the field and the value."""

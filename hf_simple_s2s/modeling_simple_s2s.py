@@ -7,6 +7,8 @@ scheduled sampling (Bengio et al. 2015, "Scheduled Sampling for Sequence Predict
 """
 
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +20,13 @@ from transformers import initialization as init
 from transformers.modeling_outputs import ModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
 
 from .configuration_simple_s2s import SimpleS2SConfig
+from .saving_simple_s2s import (
+    CHECKSUMS_NAME,
+    STAGING_PREFIX,
+    check_saved_folder,
+    move_saved_files_into,
+    sha256_of_file,
+)
 
 AUTO_MAP = {
     "AutoConfig": "configuration_simple_s2s.SimpleS2SConfig",
@@ -421,13 +430,15 @@ class SimpleS2SPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, from safetensors only; a local folder is first checked for a half-finished
+        save, a config.json with wrong values and truncated or corrupted weights, each refused with the file's name."""
         # Weights load from safetensors only: a `.bin` checkpoint is a pickle, and unpickling can run code.
         if kwargs.get("use_safetensors") is False:
             raise ValueError("`use_safetensors=False` is not supported: SimpleS2S loads weights from safetensors only")
         kwargs["use_safetensors"] = True
-        if pretrained_model_name_or_path is not None:
-            folder = os.path.join(os.fspath(pretrained_model_name_or_path), kwargs.get("subfolder", ""))
-            if os.path.isdir(folder) and not any(name.endswith(".safetensors") for name in os.listdir(folder)):
+        folder = os.path.join(os.fspath(pretrained_model_name_or_path or ""), kwargs.get("subfolder", ""))
+        if pretrained_model_name_or_path is not None and os.path.isdir(folder):
+            if not any(name.endswith(".safetensors") for name in os.listdir(folder)):
                 pickled = sorted(name for name in os.listdir(folder) if name.endswith((".bin", ".pt", ".pth")))
                 if pickled:
                     raise OSError(
@@ -435,13 +446,37 @@ class SimpleS2SPreTrainedModel(PreTrainedModel):
                         "SimpleS2S loads safetensors only, because unpickling can run code: load the checkpoint once "
                         "where you trust its origin and save it again with `save_pretrained`, which writes safetensors."
                     )
+            config_given = isinstance(kwargs.get("config"), cls.config_class)
+            check_saved_folder(folder, cls.config_class, check_config=not config_given)
         return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
 
-    def save_pretrained(self, save_directory, *args, **kwargs):
+    def save_pretrained(self, save_directory, is_main_process: bool = True, **kwargs):
+        """`PreTrainedModel.save_pretrained`, made safe against crashes: the files are written into a staging folder
+        inside `save_directory` and moved in only once complete, with checksums of the weights. A process killed
+        while writing leaves the previous save loadable; one killed while moving leaves a marker that makes
+        `from_pretrained` refuse the folder."""
         # `register_for_auto_class` writes the `auto_map` entry of the saved class only; name every entry point so
         # that AutoModel and AutoModelForSeq2SeqLM both load the folder with `trust_remote_code=True`.
         self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **AUTO_MAP}
-        return super().save_pretrained(save_directory, *args, **kwargs)
+        target = os.fspath(save_directory)
+        if not is_main_process or os.path.isfile(target):  # nothing is written (the parent logs a path error)
+            return super().save_pretrained(target, is_main_process=is_main_process, **kwargs)
+        os.makedirs(target, exist_ok=True)
+        for name in os.listdir(target):
+            if name.startswith(STAGING_PREFIX):  # left behind by a process killed while writing
+                shutil.rmtree(os.path.join(target, name), ignore_errors=True)
+        if kwargs.get("push_to_hub"):
+            kwargs.setdefault("repo_id", os.path.basename(os.path.abspath(target)))
+        staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=target)
+        try:
+            result = super().save_pretrained(staging, is_main_process=True, **kwargs)
+            weight_files = sorted(name for name in os.listdir(staging) if name.endswith(".safetensors"))
+            with open(os.path.join(staging, CHECKSUMS_NAME), "w", encoding="utf-8") as checksums:
+                checksums.writelines(f"{sha256_of_file(os.path.join(staging, n))}  {n}\n" for n in weight_files)
+            move_saved_files_into(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return result
 
     @classmethod
     def _supports_default_dynamic_cache(cls) -> bool:
@@ -529,8 +564,11 @@ class SimpleS2SModel(SimpleS2SPreTrainedModel):
                 f"`attention_mask` has shape {tuple(attention_mask.shape)} but the source has shape "
                 f"{tuple(encoder_hidden_states.shape[:2])}; they must match"
             )
-        if cache is None and not torch.isfinite(encoder_hidden_states).all():
-            raise ValueError("`encoder_outputs.last_hidden_state` contains NaN or inf")
+        if cache is None:  # a caller's own encoder_outputs; NaN would silently spread to every logit
+            for name in ("last_hidden_state", "final_hidden_state"):
+                value = encoder_outputs.get(name)
+                if value is not None and not torch.isfinite(value).all():
+                    raise ValueError(f"`encoder_outputs.{name}` contains NaN or inf")
 
         output_vectors, new_cache, attention_weights, decoder_states = self.decoder(
             decoder_input_ids,

@@ -27,8 +27,8 @@ import hf_simple_s2s
 from hf_simple_s2s import SimpleS2SForConditionalGeneration
 
 REPO_ID = "org/simple-s2s"
-MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors")
-CODE_FILES = ("configuration_simple_s2s.py", "modeling_simple_s2s.py")
+MODEL_FILES = ("checksums.sha256", "config.json", "generation_config.json", "model.safetensors")
+CODE_FILES = ("configuration_simple_s2s.py", "modeling_simple_s2s.py", "saving_simple_s2s.py")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 
 
