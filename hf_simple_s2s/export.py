@@ -6,6 +6,7 @@ small decoder (greedy or beam search) that runs them with onnxruntime and return
 gather), with the bi-GRU's own weights; its outputs equal the packed encoder's. Never imported by the model files.
 """
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -123,7 +124,13 @@ def export_onnx(model: SimpleS2SForConditionalGeneration, folder: str | Path, op
     was_training = model.training
     model.eval()  # no dropout in the graphs
     try:
-        return _export_onnx(model, Path(folder), opset_version)
+        with warnings.catch_warnings():
+            # nn.GRU's argument checks compare shapes while tracing, and the exporter warns about GRUs traced with a
+            # batch of 2; every GRU here starts from a state passed in or from zeros sized by the input, so the
+            # graphs serve any batch size and source length (tests/test_export.py runs them at other sizes).
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
+            return _export_onnx(model, Path(folder), opset_version)
     finally:
         model.train(was_training)
 

@@ -66,7 +66,9 @@ def test_translator_refuses_left_padding_and_bad_beams(tmp_path):
     pytest.importorskip("onnxruntime")
     from hf_simple_s2s.export import OnnxTranslator, export_onnx
 
-    translator = OnnxTranslator(export_onnx(tiny_model(), tmp_path))
+    model = tiny_model(dropout=0.2).train()
+    translator = OnnxTranslator(export_onnx(model, tmp_path))
+    assert model.training, "export_onnx exports in eval mode and gives the model back as it was"
     input_ids, attention_mask = padded_batch(SOURCES[:2], side="left")
     with pytest.raises(ValueError, match="right-padded"):
         translator.generate(input_ids, attention_mask)
