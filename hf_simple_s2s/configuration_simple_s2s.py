@@ -5,6 +5,7 @@ from huggingface_hub.errors import StrictDataclassError
 from transformers import PreTrainedConfig
 
 ATTENTION_TYPES = ("bahdanau", "luong_dot", "luong_general")
+SCHEDULED_SAMPLING_SCHEDULES = ("none", "linear", "exponential", "inverse_sigmoid")
 
 
 @strict
@@ -38,6 +39,13 @@ class SimpleS2SConfig(PreTrainedConfig):
     tie_word_embeddings: bool = True  # output layer reuses the decoder's input embedding
     share_embeddings: bool = False  # encoder and decoder share one embedding (joint vocabulary)
     initializer_range: float = 0.1  # weights start uniform in [-r, r], as in the classic RNN NMT recipes
+    # Coverage (Tu et al. 2016; See et al. 2017): the sum of past attention weights enters the attention scores.
+    coverage: bool = False
+    coverage_loss_weight: float = 0.0  # lambda of See et al.'s loss sum_t sum_j min(a_tj, c_tj); needs `coverage`
+    # Scheduled sampling (Bengio et al. 2015): in training, each gold decoder input is replaced by a token sampled
+    # from the model with probability 1 - ratio(step); the ratio decays over the training steps.
+    scheduled_sampling: str = "none"  # one of SCHEDULED_SAMPLING_SCHEDULES
+    scheduled_sampling_k: float = 1000.0  # decay scale in training steps (inverse_sigmoid: the paper's k, >= 1)
     pad_token_id: int = 0
     bos_token_id: int = 1
     eos_token_id: int = 2
@@ -72,6 +80,20 @@ class SimpleS2SConfig(PreTrainedConfig):
             raise ValueError(f"`dropout` must be a number in [0, 1), got {self.dropout!r}")
         if not isinstance(self.initializer_range, (int, float)) or not self.initializer_range > 0:
             raise ValueError(f"`initializer_range` must be > 0, got {self.initializer_range!r}")
+        if not isinstance(self.coverage, bool):
+            raise ValueError(f"`coverage` must be True or False, got {self.coverage!r}")
+        weight = self.coverage_loss_weight
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < float("inf"):
+            raise ValueError(f"`coverage_loss_weight` must be a finite number >= 0, got {weight!r}")
+        if weight > 0 and not self.coverage:
+            raise ValueError(f"`coverage_loss_weight` is {weight!r} but `coverage` is False; set `coverage=True`")
+        if self.scheduled_sampling not in SCHEDULED_SAMPLING_SCHEDULES:
+            raise ValueError(
+                f"`scheduled_sampling` must be one of {SCHEDULED_SAMPLING_SCHEDULES}, got {self.scheduled_sampling!r}"
+            )
+        k, least_k = self.scheduled_sampling_k, 1 if self.scheduled_sampling == "inverse_sigmoid" else 0
+        if isinstance(k, bool) or not isinstance(k, (int, float)) or not least_k < k < float("inf"):
+            raise ValueError(f"`scheduled_sampling_k` must be a finite number > {least_k}, got {k!r}")
         for name in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < self.vocab_size:

@@ -26,6 +26,10 @@ PUBLIC_FIELDS = [
     "tie_word_embeddings",
     "share_embeddings",
     "initializer_range",
+    "coverage",
+    "coverage_loss_weight",
+    "scheduled_sampling",
+    "scheduled_sampling_k",
     "pad_token_id",
     "bos_token_id",
     "eos_token_id",
@@ -111,11 +115,21 @@ def test_dropout_is_active_in_training_only():
         ("bos_token_id", -1),
         ("eos_token_id", 99),
         ("decoder_start_token_id", 40),
+        ("coverage_loss_weight", -1.0),
+        ("scheduled_sampling", "cosine"),
+        ("scheduled_sampling_k", 0.0),
     ],
 )
 def test_bad_values_are_refused_naming_field_and_value(field, value):
     with pytest.raises(ValueError, match=rf"`{field}`.*{re.escape(repr(value))}"):
         tiny_config(**{field: value})
+
+
+def test_coverage_loss_without_coverage_is_refused():
+    with pytest.raises(ValueError, match=r"`coverage_loss_weight` is 1.0 but `coverage` is False"):
+        tiny_config(coverage_loss_weight=1.0)
+    with pytest.raises(ValueError, match=r"`scheduled_sampling_k`.*> 1.*0.5"):
+        tiny_config(scheduled_sampling="inverse_sigmoid", scheduled_sampling_k=0.5)
 
 
 def test_a_bad_config_json_is_refused_when_loaded(tmp_path):
