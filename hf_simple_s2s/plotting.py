@@ -20,6 +20,7 @@ def plot_attention(
     title: str | None = None,
     figsize: tuple[float, float] | None = None,
     dpi: int = 100,
+    alignment: Sequence[tuple[int, int]] | None = None,
 ) -> Path:
     """Save one heatmap: a row per target token, a column per source token; returns the PNG's path.
 
@@ -28,6 +29,8 @@ def plot_attention(
             (see `cross_attention_matrix`). Extra leading dimensions of size 1 are squeezed away.
         source_tokens, target_tokens: the labels of the columns and rows; their counts must match the shape.
         figsize: in inches; the PNG is `figsize * dpi` pixels. By default it grows with the token counts.
+        alignment: `(target_position, source_position)` pairs (e.g. `alignment.argmax_alignment(attention)`),
+            drawn as red squares over the heatmap.
     """
     weights = (
         attention.detach().float().cpu().numpy() if isinstance(attention, torch.Tensor) else np.asarray(attention)
@@ -47,6 +50,9 @@ def plot_attention(
     figure, axes = plt.subplots(figsize=figsize, dpi=dpi)
     try:
         image = axes.imshow(weights, cmap="viridis", vmin=0.0, vmax=max(float(weights.max()), 1e-9), aspect="auto")
+        if alignment:
+            targets, sources = zip(*alignment)
+            axes.scatter(sources, targets, marker="s", s=120, facecolors="none", edgecolors="red", label="argmax")
         axes.set_xticks(range(len(source_tokens)), labels=list(source_tokens), rotation=90)
         axes.set_yticks(range(len(target_tokens)), labels=list(target_tokens))
         axes.set_xlabel("source")

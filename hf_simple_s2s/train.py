@@ -34,13 +34,16 @@ from transformers import (
     TrainerCallback,
 )
 from transformers.integrations import is_tensorboard_available
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, set_seed
+from transformers.trainer_utils import set_seed
 
 from . import SimpleS2SConfig, SimpleS2SForConditionalGeneration
+from .alignment import argmax_alignment
+from .checkpoints import last_complete_checkpoint
 from .data import MULTI30K_DIR, load_parallel_corpus
 from .metrics import bleu_signature, translation_scores
 from .model_card import write_model_card
 from .plotting import cross_attention_matrix, plot_attention
+from .scheduled_sampling import ScheduledSamplingCallback
 from .tokenization import train_tokenizer
 from .translate import translate
 
@@ -75,6 +78,14 @@ class MainJobArguments:
     dropout: float = 0.1
     tie_word_embeddings: bool = True
     share_embeddings: bool = field(default=False, metadata={"help": "one embedding for both languages"})
+    coverage: bool = field(default=False, metadata={"help": "coverage vector in the attention (against repetition)"})
+    coverage_loss_weight: float = field(
+        default=0.0, metadata={"help": "weight of the coverage loss (needs --coverage)"}
+    )
+    scheduled_sampling: Literal["none", "linear", "exponential", "inverse_sigmoid"] = field(
+        default="none", metadata={"help": "decay of the teacher forcing ratio (against exposure bias)"}
+    )
+    scheduled_sampling_k: float = field(default=1000.0, metadata={"help": "the schedule's constant k"})
     num_beams: int = field(default=5, metadata={"help": "beam width compared with greedy search at the end"})
     length_penalty: float = 1.0
     num_samples: int = field(default=5, metadata={"help": "test sentences shown and plotted at the end"})
@@ -162,6 +173,7 @@ MODEL_FIELDS = (
     "attention_type",
     "tie_word_embeddings",
     "share_embeddings",
+    "coverage",
 )
 RUN_FILE = "run_args.json"
 CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
@@ -254,19 +266,6 @@ def start_output_dir(output_dir: Path, job_args: MainJobArguments) -> None:
     (output_dir / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")
 
 
-def last_complete_checkpoint(output_dir: Path) -> str | None:
-    """The newest `checkpoint-N` whose trainer state (written last by the Trainer) is readable."""
-    numbered = [p for p in output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.name.rsplit("-", 1)[1].isdigit()]
-    checkpoints = sorted(numbered, key=lambda p: int(p.name.rsplit("-", 1)[1]), reverse=True)
-    for checkpoint in checkpoints:
-        try:
-            json.loads((checkpoint / "trainer_state.json").read_text())
-            return str(checkpoint)
-        except (OSError, ValueError):
-            print(f"skipping incomplete {checkpoint}", file=sys.stderr)
-    return None
-
-
 class StopOnInterrupt(TrainerCallback):
     """The first Ctrl-C ends training after the current step with a checkpoint; a second one stops at once."""
 
@@ -303,6 +302,10 @@ def build_model(job_args: MainJobArguments, vocab_size: int) -> SimpleS2SForCond
         dropout=job_args.dropout,
         tie_word_embeddings=job_args.tie_word_embeddings,
         share_embeddings=job_args.share_embeddings,
+        coverage=job_args.coverage,
+        coverage_loss_weight=job_args.coverage_loss_weight,
+        scheduled_sampling=job_args.scheduled_sampling,
+        scheduled_sampling_k=job_args.scheduled_sampling_k,
     )
     return SimpleS2SForConditionalGeneration(config)
 
@@ -385,6 +388,7 @@ def translate_and_plot(model, tokenizer, sources: list[str], output_dir: Path) -
                 tokenizer.convert_ids_to_tokens(sequence[1:]),
                 output_dir / "plots" / f"attention_{i}.png",
                 title=f"test sentence {i}",
+                alignment=argmax_alignment(weights),
             )
         )
     return translations, paths
@@ -463,7 +467,7 @@ def run(job_args: MainJobArguments, training_args: Seq2SeqTrainingArguments, spl
         data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
         processing_class=tokenizer,
         compute_metrics=compute_metrics_fn(tokenizer),
-        callbacks=[interrupt],
+        callbacks=[interrupt] + ([ScheduledSamplingCallback()] if job_args.scheduled_sampling != "none" else []),
     )
     print(f"{model.num_parameters():,} parameters; training on {len(tokenized['train']):,} pairs")
     train_result = trainer.train(resume_from_checkpoint=resume_from)

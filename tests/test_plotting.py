@@ -50,3 +50,23 @@ def test_generate_attentions_equal_a_forward_pass_over_the_generated_tokens(tmp_
         target_tokens = tokenizer.convert_ids_to_tokens(generated.sequences[index, 1:])
         path = plot_attention(from_generate, source_tokens, target_tokens, tmp_path / f"{index}.png")
         assert png_size(path)[0] > 0
+
+
+def test_alignment_is_drawn_as_red_squares_over_the_heatmap(tmp_path):
+    from matplotlib.image import imread
+
+    from hf_simple_s2s.alignment import argmax_alignment
+
+    weights = torch.softmax(torch.randn(4, 4) * 3, dim=-1)
+    labels = list("abcd")
+    plain = plot_attention(weights, labels, labels, tmp_path / "plain.png", figsize=(4, 4))
+    aligned = plot_attention(
+        weights, labels, labels, tmp_path / "aligned.png", figsize=(4, 4), alignment=argmax_alignment(weights)
+    )
+
+    def red_pixels(path) -> int:  # viridis and the labels hold no pure red
+        rgb = imread(path)[..., :3]
+        return int(((rgb[..., 0] > 0.9) & (rgb[..., 1] < 0.2) & (rgb[..., 2] < 0.2)).sum())
+
+    assert red_pixels(plain) == 0
+    assert red_pixels(aligned) > 50

@@ -151,6 +151,27 @@ def test_full_preset_has_the_baseline_layer_sizes():
     assert 10_000_000 < model.num_parameters() < 25_000_000
 
 
+def test_coverage_and_scheduled_sampling_reach_the_model_and_the_trainer(data_dir, tmp_path):
+    options = [
+        "--coverage=true",
+        "--coverage_loss_weight=0.5",
+        "--scheduled_sampling=linear",
+        "--scheduled_sampling_k=8",
+    ]
+    job_args, _ = parse_arguments(options)
+    config = build_model(job_args, vocab_size=100).config
+    assert (config.coverage, config.coverage_loss_weight) == (True, 0.5)
+    assert (config.scheduled_sampling, config.scheduled_sampling_k) == ("linear", 8.0)
+
+    output_dir = tmp_path / "model"
+    main([*tiny_run_args(data_dir, output_dir), *options])
+    saved = AutoModelForSeq2SeqLM.from_pretrained(output_dir)
+    assert saved.config.coverage and saved.config.scheduled_sampling == "linear"
+    state = json.loads((output_dir / "checkpoint-4" / "trainer_state.json").read_text())
+    ratios = [entry["teacher_forcing_ratio"] for entry in state["log_history"] if "teacher_forcing_ratio" in entry]
+    assert ratios and ratios == sorted(ratios, reverse=True) and ratios[-1] < 1.0
+
+
 def run_expecting_error(argv, capsys) -> str:
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
