@@ -39,6 +39,9 @@ class SimpleS2SConfig(PreTrainedConfig):
     tie_word_embeddings: bool = True  # output layer reuses the decoder's input embedding
     share_embeddings: bool = False  # encoder and decoder share one embedding (joint vocabulary)
     initializer_range: float = 0.1  # weights start uniform in [-r, r], as in the classic RNN NMT recipes
+    # In the model's own loss. Unlike Seq2SeqTrainer's `label_smoothing_factor`, which takes the labels away from the
+    # forward, it keeps the coverage loss and scheduled sampling working.
+    label_smoothing: float = 0.0
     # Coverage (Tu et al. 2016; See et al. 2017): the sum of past attention weights enters the attention scores.
     coverage: bool = False
     coverage_loss_weight: float = 0.0  # lambda of See et al.'s loss sum_t sum_j min(a_tj, c_tj); needs `coverage`
@@ -78,6 +81,9 @@ class SimpleS2SConfig(PreTrainedConfig):
             raise ValueError(f"`attention_type` must be one of {ATTENTION_TYPES}, got {self.attention_type!r}")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise ValueError(f"`dropout` must be a number in [0, 1), got {self.dropout!r}")
+        smoothing = self.label_smoothing
+        if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not 0 <= smoothing < 1:
+            raise ValueError(f"`label_smoothing` must be a number in [0, 1), got {smoothing!r}")
         if not isinstance(self.initializer_range, (int, float)) or not self.initializer_range > 0:
             raise ValueError(f"`initializer_range` must be > 0, got {self.initializer_range!r}")
         if not isinstance(self.coverage, bool):

@@ -680,6 +680,13 @@ class SimpleS2SForConditionalGeneration(SimpleS2SPreTrainedModel, GenerationMixi
 
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         with_coverage_loss = labels is not None and self.config.coverage_loss_weight > 0
+        if self.training and labels is None and self.config.coverage_loss_weight > 0:
+            # Seq2SeqTrainer's `label_smoothing_factor` takes the labels away and computes the loss from the logits:
+            # the coverage loss would be dropped without a word.
+            raise ValueError(
+                f"`coverage_loss_weight` is {self.config.coverage_loss_weight} but training forward got no `labels`; "
+                "with Seq2SeqTrainer, set `label_smoothing` in the model config instead of `label_smoothing_factor`"
+            )
         model_kwargs = dict(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -689,7 +696,7 @@ class SimpleS2SForConditionalGeneration(SimpleS2SPreTrainedModel, GenerationMixi
             output_hidden_states=output_hidden_states,
             return_dict=True,
         )
-        if self.training and labels is not None and cache is None and self.teacher_forcing_ratio < 1.0:
+        if self.training and cache is None and self.teacher_forcing_ratio < 1.0:  # gold inputs: decoder_input_ids
             outputs, logits = self._forward_with_scheduled_sampling(decoder_input_ids, **model_kwargs)
         else:
             outputs = self.model(decoder_input_ids=decoder_input_ids, cache=cache, **model_kwargs)
@@ -702,7 +709,12 @@ class SimpleS2SForConditionalGeneration(SimpleS2SPreTrainedModel, GenerationMixi
                     f"`labels` has shape {tuple(labels.shape)} but the decoder inputs have shape "
                     f"{tuple(logits.shape[:2])}; they must match"
                 )
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
+            loss = F.cross_entropy(
+                logits.flatten(0, 1).float(),
+                labels.flatten(),
+                ignore_index=-100,
+                label_smoothing=self.config.label_smoothing,
+            )
             if with_coverage_loss:
                 initial_coverage = None if cache is None else cache.coverage
                 weights = outputs.cross_attentions[0][:, 0].float()  # (batch, tgt_len, src_len)

@@ -291,8 +291,11 @@ class StopOnInterrupt(TrainerCallback):
             signal.signal(signal.SIGINT, self.previous_handler)
 
 
-def build_model(job_args: MainJobArguments, vocab_size: int) -> SimpleS2SForConditionalGeneration:
+def build_model(
+    job_args: MainJobArguments, vocab_size: int, label_smoothing: float = 0.0
+) -> SimpleS2SForConditionalGeneration:
     config = SimpleS2SConfig(
+        label_smoothing=label_smoothing,
         vocab_size=vocab_size,
         embedding_size=job_args.embedding_size,
         hidden_size=job_args.hidden_size,
@@ -455,7 +458,7 @@ def run(job_args: MainJobArguments, training_args: Seq2SeqTrainingArguments, spl
         name: splits[name].map(preprocess, batched=True, remove_columns=["translation"])
         for name in ("train", "validation")
     }
-    model = build_model(job_args, vocab_size=len(tokenizer))
+    model = build_model(job_args, vocab_size=len(tokenizer), label_smoothing=training_args.label_smoothing_factor)
     model.generation_config = generation_config(model, job_args.max_target_length, 1)
     training_args.generation_max_length = job_args.max_target_length
     interrupt = StopOnInterrupt()
@@ -469,6 +472,9 @@ def run(job_args: MainJobArguments, training_args: Seq2SeqTrainingArguments, spl
         compute_metrics=compute_metrics_fn(tokenizer),
         callbacks=[interrupt] + ([ScheduledSamplingCallback()] if job_args.scheduled_sampling != "none" else []),
     )
+    # The model smooths its own loss (config.label_smoothing): the Trainer's smoother would take the labels away
+    # from the forward, and the coverage loss with them.
+    trainer.label_smoother = None
     print(f"{model.num_parameters():,} parameters; training on {len(tokenized['train']):,} pairs")
     train_result = trainer.train(resume_from_checkpoint=resume_from)
     if interrupt.interrupted:

@@ -186,3 +186,13 @@ def test_a_coverage_model_saves_and_reloads(tmp_path):
     got = reloaded(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
     torch.testing.assert_close(got.logits, expected.logits)
     torch.testing.assert_close(got.loss, expected.loss)
+
+
+def test_coverage_loss_refuses_a_training_forward_without_labels():
+    """Seq2SeqTrainer's `label_smoothing_factor` takes the labels away: the coverage loss must not vanish silently."""
+    model = tiny_model(coverage=True, coverage_loss_weight=1.0).train()
+    input_ids = torch.tensor([[5, 6, 7, 2]])
+    with pytest.raises(ValueError, match="coverage_loss_weight.*label_smoothing"):
+        model(input_ids=input_ids, decoder_input_ids=torch.tensor([[1, 8, 9]]))
+    model.eval()  # evaluation without labels is fine
+    assert model(input_ids=input_ids, decoder_input_ids=torch.tensor([[1, 8, 9]])).loss is None

@@ -50,6 +50,16 @@ class TestForward:
         expected = F.cross_entropy(out.logits[kept], labels[kept])
         torch.testing.assert_close(out.loss, expected)
 
+    def test_label_smoothing_equals_the_trainers_label_smoother(self, attention_type):
+        from transformers.trainer_pt_utils import LabelSmoother
+
+        model = tiny_model(attention_type=attention_type, label_smoothing=0.1)
+        input_ids, labels = random_batch()
+        labels[0, 3:] = -100
+        out = model(input_ids=input_ids, labels=labels)
+        expected = LabelSmoother(epsilon=0.1)({"logits": out.logits}, labels)
+        torch.testing.assert_close(out.loss, expected)
+
     def test_labels_are_shifted_behind_the_start_token(self, model):
         input_ids, labels = random_batch()
         from_labels = model(input_ids=input_ids, labels=labels).logits

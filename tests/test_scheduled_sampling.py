@@ -140,3 +140,24 @@ def test_precomputed_encoder_outputs_give_the_same_sampled_forward():
         encoder_outputs=encoder_outputs.to_tuple(), attention_mask=inputs["attention_mask"], labels=inputs["labels"]
     )
     torch.testing.assert_close(as_tuple.logits, expected)
+
+
+def test_sampling_needs_no_labels_so_trainer_label_smoothing_keeps_it():
+    """Seq2SeqTrainer's `label_smoothing_factor` passes `decoder_input_ids` without `labels`: the training forward
+    must sample all the same, exactly as with labels."""
+    model = tiny_model(scheduled_sampling="linear", scheduled_sampling_k=10.0).train()
+    model.set_training_step(10)  # ratio 0
+    inputs = batch()
+    decoder_input_ids = model.prepare_decoder_input_ids_from_labels(inputs["labels"])
+    torch.manual_seed(7)
+    with_labels = model(**inputs).logits
+    torch.manual_seed(7)
+    without_labels = model(
+        input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], decoder_input_ids=decoder_input_ids
+    ).logits
+    torch.testing.assert_close(without_labels, with_labels)
+    model.set_training_step(0)  # ratio 1: teacher forcing
+    teacher_forced = model(
+        input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], decoder_input_ids=decoder_input_ids
+    ).logits
+    assert not torch.allclose(teacher_forced, with_labels)

@@ -162,11 +162,13 @@ def test_coverage_and_scheduled_sampling_reach_the_model_and_the_trainer(data_di
     config = build_model(job_args, vocab_size=100).config
     assert (config.coverage, config.coverage_loss_weight) == (True, 0.5)
     assert (config.scheduled_sampling, config.scheduled_sampling_k) == ("linear", 8.0)
+    assert build_model(job_args, vocab_size=100, label_smoothing=0.1).config.label_smoothing == 0.1
 
     output_dir = tmp_path / "model"
     main([*tiny_run_args(data_dir, output_dir), *options])
     saved = AutoModelForSeq2SeqLM.from_pretrained(output_dir)
     assert saved.config.coverage and saved.config.scheduled_sampling == "linear"
+    assert saved.config.label_smoothing == 0.1, "the preset's label_smoothing_factor, applied by the model"
     state = json.loads((output_dir / "checkpoint-4" / "trainer_state.json").read_text())
     ratios = [entry["teacher_forcing_ratio"] for entry in state["log_history"] if "teacher_forcing_ratio" in entry]
     assert ratios and ratios == sorted(ratios, reverse=True) and ratios[-1] < 1.0
