@@ -9,6 +9,7 @@ from huggingface_hub import ModelCard
 from main_job_helpers import ENGLISH, GERMAN
 from safetensors.torch import load_file
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, Seq2SeqTrainer
+from transformers.integrations import is_tensorboard_available
 
 from hf_simple_s2s.data import MULTI30K_DIR, read_lines
 from hf_simple_s2s.train import MODEL_FIELDS, build_model, main, parse_arguments
@@ -72,7 +73,8 @@ def test_run_writes_every_artefact(finished_run):
         "plots/attention_1.png",
     ):
         assert (finished_run / name).is_file(), name
-    assert list((finished_run / "runs").glob("*/events.out.tfevents.*")), "no TensorBoard log"
+    if is_tensorboard_available():  # the script logs to TensorBoard when it is installed (the dev extra installs it)
+        assert list((finished_run / "runs").glob("*/events.out.tfevents.*")), "no TensorBoard log"
     config = json.loads((finished_run / "config.json").read_text())
     assert set(config["auto_map"]) == {"AutoConfig", "AutoModel", "AutoModelForSeq2SeqLM"}
 
