@@ -80,3 +80,19 @@ def padded_batch(rows: list[list[int]], side: str = "right", pad_token_id: int =
         input_ids[i, span] = torch.tensor(row)
         attention_mask[i, span] = 1
     return input_ids, attention_mask
+
+
+def decode_step_by_step(model, input_ids, attention_mask, decoder_input_ids):
+    """Feed `decoder_input_ids` one token at a time through the cache; returns (logits, last cache)."""
+    encoder_outputs = model.get_encoder()(input_ids, attention_mask=attention_mask)
+    cache, step_logits = None, []
+    for t in range(decoder_input_ids.shape[1]):
+        out = model(
+            encoder_outputs=encoder_outputs,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids[:, t : t + 1],
+            cache=cache,
+        )
+        cache = out.cache
+        step_logits.append(out.logits)
+    return torch.cat(step_logits, dim=1), cache

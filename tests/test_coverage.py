@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import ATTENTION_TYPES, VOCAB_SIZE, padded_batch, tiny_config, tiny_model
+from conftest import ATTENTION_TYPES, VOCAB_SIZE, decode_step_by_step, padded_batch, tiny_config, tiny_model
 
 from hf_simple_s2s import SimpleS2SForConditionalGeneration
 from hf_simple_s2s.modeling_simple_s2s import coverage_loss
@@ -51,18 +51,8 @@ def test_stepwise_decoding_with_cache_equals_teacher_forcing(model):
     input_ids, attention_mask = padded_batch(SOURCES[:3])
     decoder_input_ids = decoder_inputs()
     full = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids)
-    encoder_outputs = model.get_encoder()(input_ids, attention_mask=attention_mask)
-    cache, step_logits = None, []
-    for t in range(decoder_input_ids.shape[1]):
-        out = model(
-            encoder_outputs=encoder_outputs,
-            attention_mask=attention_mask,
-            decoder_input_ids=decoder_input_ids[:, t : t + 1],
-            cache=cache,
-        )
-        cache = out.cache
-        step_logits.append(out.logits)
-    torch.testing.assert_close(torch.cat(step_logits, dim=1), full.logits)
+    step_logits, cache = decode_step_by_step(model, input_ids, attention_mask, decoder_input_ids)
+    torch.testing.assert_close(step_logits, full.logits)
     torch.testing.assert_close(cache.coverage, full.cache.coverage)
 
 

@@ -4,7 +4,7 @@ import re
 
 import pytest
 import torch
-from conftest import ATTENTION_TYPES, VOCAB_SIZE, padded_batch, tiny_config, tiny_model
+from conftest import ATTENTION_TYPES, VOCAB_SIZE, decode_step_by_step, padded_batch, tiny_config, tiny_model
 from torch.nn import functional as F
 from transformers import GenerationConfig
 from transformers.generation.streamers import BaseStreamer
@@ -99,18 +99,8 @@ class TestCache:
         decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels)
         full = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids)
 
-        encoder_outputs = model.get_encoder()(input_ids, attention_mask=attention_mask)
-        cache, step_logits = None, []
-        for t in range(decoder_input_ids.shape[1]):
-            out = model(
-                encoder_outputs=encoder_outputs,
-                attention_mask=attention_mask,
-                decoder_input_ids=decoder_input_ids[:, t : t + 1],
-                cache=cache,
-            )
-            cache = out.cache
-            step_logits.append(out.logits)
-        torch.testing.assert_close(torch.cat(step_logits, dim=1), full.logits)
+        step_logits, _ = decode_step_by_step(model, input_ids, attention_mask, decoder_input_ids)
+        torch.testing.assert_close(step_logits, full.logits)
 
     def test_cache_in_two_chunks_equals_one_pass(self, model):
         input_ids, labels = random_batch(tgt_len=6)
