@@ -65,9 +65,7 @@ class SimpleS2SConfig(PreTrainedConfig):
         for name in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < self.vocab_size:
-                raise ValueError(
-                    f"`{name}` must be a token id in [0, vocab_size={self.vocab_size}), got {value!r}"
-                )
+                raise ValueError(f"`{name}` must be a token id in [0, vocab_size={self.vocab_size}), got {value!r}")
 
     @property
     def encoder_output_size(self) -> int:
