@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 import transformers
 
-from hf_simple_s2s import SimpleS2SConfig, SimpleS2SForConditionalGeneration
+from hf_simple_s2s import SimpleS2SForConditionalGeneration
 
 ATTENTION_TYPES = ("bahdanau", "luong_dot", "luong_general")
 RESULTS_DIR = Path(__file__).parent / "results"
@@ -53,18 +53,26 @@ def parse_args(description: str, add_arguments: Callable[[argparse.ArgumentParse
 
 
 def build_model(
-    setting: Setting, attention_type: str, device: str, seed: int = 0, dropout: float = 0.1
+    setting: Setting,
+    attention_type: str,
+    device: str,
+    seed: int = 0,
+    dropout: float = 0.1,
+    model_class: type = SimpleS2SForConditionalGeneration,
 ) -> SimpleS2SForConditionalGeneration:
-    """Our model at the setting: bi-GRU encoder, one layer each side, tied output embedding (the defaults)."""
+    """Our model at the setting: bi-GRU encoder, one layer each side, tied output embedding (the defaults).
+
+    `model_class` may be the class from another revision of the model file (`ab_generate`); same seed, same weights.
+    """
     torch.manual_seed(seed)
-    config = SimpleS2SConfig(
+    config = model_class.config_class(
         vocab_size=setting.vocab_size,
         embedding_size=setting.embedding_size,
         hidden_size=setting.hidden_size,
         attention_type=attention_type,
         dropout=dropout,
     )
-    return SimpleS2SForConditionalGeneration(config).to(device)
+    return model_class(config).to(device)
 
 
 def random_ids(batch_size: int, length: int, vocab_size: int, device: str, seed: int = 0) -> torch.Tensor:
@@ -78,10 +86,34 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def interleaved_times(
-    runs: dict[str, Callable[[], object]], device: str, repeats: int, warmup: int = 1
-) -> dict[str, list[float]]:
-    """Seconds of each run over `repeats` rounds, after `warmup` untimed rounds.
+class Timings(dict):
+    """Seconds per run and round, `{run name: [seconds, ...]}` by the wall clock, with the same by the process's
+    CPU clock in `.cpu`. On a shared machine the wall clock also counts the time this process waited for a core;
+    the CPU clock does not, so its ratios are the steadier ones there (on an idle machine the two agree)."""
+
+    def __init__(self, names):
+        super().__init__({name: [] for name in names})
+        self.cpu = {name: [] for name in names}
+
+
+class timed:
+    """`with timed(timings, name, device):` appends the wall and CPU seconds of the block to `timings[name]`."""
+
+    def __init__(self, timings: Timings, name: str, device: str):
+        self.timings, self.name, self.device = timings, name, device
+
+    def __enter__(self):
+        synchronize(self.device)
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def __exit__(self, *exc_info):
+        synchronize(self.device)
+        self.timings[self.name].append(time.perf_counter() - self.wall)
+        self.timings.cpu[self.name].append(time.process_time() - self.cpu)
+
+
+def interleaved_times(runs: dict[str, Callable[[], object]], device: str, repeats: int, warmup: int = 1) -> Timings:
+    """Times each run over `repeats` rounds, after `warmup` untimed rounds.
 
     The runs are timed round-robin, so that load from other processes on a shared machine hits all of them alike
     within a round; `median_ratio` then compares them round by round.
@@ -89,15 +121,12 @@ def interleaved_times(
     for _ in range(warmup):
         for run in runs.values():
             run()
-    times = {name: [] for name in runs}
+    timings = Timings(runs)
     for _ in range(repeats):
         for name, run in runs.items():
-            synchronize(device)
-            start = time.perf_counter()
-            run()
-            synchronize(device)
-            times[name].append(time.perf_counter() - start)
-    return times
+            with timed(timings, name, device):
+                run()
+    return timings
 
 
 def median_ratio(times: dict[str, list[float]], numerator: str, denominator: str) -> float:
@@ -105,8 +134,21 @@ def median_ratio(times: dict[str, list[float]], numerator: str, denominator: str
     return statistics.median(a / b for a, b in zip(times[numerator], times[denominator], strict=True))
 
 
+def ratios(timings: Timings, numerator: str, denominator: str) -> dict[str, float]:
+    """`median_ratio` by both clocks."""
+    return {
+        "wall": median_ratio(timings, numerator, denominator),
+        "cpu": median_ratio(timings.cpu, numerator, denominator),
+    }
+
+
 def medians(times: dict[str, list[float]]) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def rounds(timings: Timings) -> dict:
+    """Every timing, for the JSON record."""
+    return {"wall_seconds": dict(timings), "cpu_seconds": timings.cpu}
 
 
 def environment(args: argparse.Namespace) -> dict:
