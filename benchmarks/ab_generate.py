@@ -46,7 +46,7 @@ def model_class_at_revision(revision: str) -> type:
 
 def main():
     args = parse_args(__doc__.splitlines()[0], lambda parser: parser.add_argument("--rev", default="main"))
-    args.repeats = args.repeats or (3 if args.quick else 10)
+    args.repeats = args.repeats or (3 if args.quick else 7)
     setting, device = args.setting, args.device
     revision_class = model_class_at_revision(args.rev)
     input_ids = random_ids(setting.batch_size, setting.source_length, setting.vocab_size, device)

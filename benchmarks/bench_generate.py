@@ -142,7 +142,7 @@ def bench_classic_against_ours(args) -> dict:
 
 def main():
     args = parse_args(__doc__.splitlines()[0])
-    args.repeats = args.repeats or (3 if args.quick else 15)
+    args.repeats = args.repeats or (3 if args.quick else 7)
     results = {attention_type: bench_attention_type(args, attention_type) for attention_type in ATTENTION_TYPES}
     classic = bench_classic_against_ours(args)
 

@@ -169,7 +169,7 @@ def ours_against_classic(args) -> dict:
 
 def main():
     args = parse_args(__doc__.splitlines()[0])
-    args.repeats = args.repeats or (3 if args.quick else 12)
+    args.repeats = args.repeats or (3 if args.quick else 8)
     trainer_results = {
         attention_type: trainer_against_plain_loop(args, attention_type) for attention_type in ATTENTION_TYPES
     }
