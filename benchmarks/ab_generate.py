@@ -17,6 +17,7 @@ import torch
 from benchmarks.bench_generate import NUM_BEAMS, generate_call
 from benchmarks.common import (
     ATTENTION_TYPES,
+    ESTIMATORS,
     build_model,
     interleaved_times,
     parse_args,
@@ -75,14 +76,14 @@ def main():
             for num_beams in (1, NUM_BEAMS)
         }
         results[attention_type]["rounds"] = rounds(timings)
-        for clock in ("wall", "cpu"):
+        for clock in ESTIMATORS:
             rows.append(
                 [attention_type, clock]
                 + [results[attention_type][f"beams{num_beams}_new_vs_old"][clock] for num_beams in (1, NUM_BEAMS)]
             )
     print_table(
         f"time(working tree) / time({args.rev}) on {args.device}, {args.threads} threads, medians of {args.repeats} rounds",
-        ["attention", "clock", "greedy", "beam5"],
+        ["attention", "estimator", "greedy", "beam5"],
         rows,
     )
     print(f"wrote {write_results('ab_generate', args, {'revision': args.rev, 'attention_types': results})}")
