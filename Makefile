@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/demo.py
+	HF_HUB_OFFLINE=1 $(PY) examples/train_multi30k.py --preset tiny --output_dir outputs/multi30k-tiny --overwrite_output_dir
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -1,6 +1,7 @@
 """hf_simple_s2s: a GRU encoder + attention decoder seq2seq model that is a native transformers model.
 
-Importing the package registers the model with `AutoConfig`, `AutoModel` and `AutoModelForSeq2SeqLM`.
+Importing the package registers the model with `AutoConfig`, `AutoModel` and `AutoModelForSeq2SeqLM`, and the
+`pipeline()` task `PIPELINE_TASK` ("simple-s2s-translation").
 """
 
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
@@ -13,6 +14,8 @@ from .modeling_simple_s2s import (
     SimpleS2SModel,
     SimpleS2SPreTrainedModel,
 )
+from .pipeline import TASK as PIPELINE_TASK
+from .pipeline import SimpleS2STranslationPipeline, register_pipeline
 
 __version__ = "0.1.0"
 
@@ -26,11 +29,16 @@ SimpleS2SConfig.register_for_auto_class()
 SimpleS2SModel.register_for_auto_class("AutoModel")
 SimpleS2SForConditionalGeneration.register_for_auto_class("AutoModelForSeq2SeqLM")
 
+# `pipeline(PIPELINE_TASK, model=...)` translates with this model (transformers 5 removed the `translation` task).
+register_pipeline()
+
 __all__ = [
+    "PIPELINE_TASK",
     "SimpleS2SCache",
     "SimpleS2SConfig",
     "SimpleS2SEncoderOutput",
     "SimpleS2SForConditionalGeneration",
     "SimpleS2SModel",
     "SimpleS2SPreTrainedModel",
+    "SimpleS2STranslationPipeline",
 ]

@@ -1,9 +1,11 @@
 """Configuration of SimpleS2S, a GRU encoder-decoder with attention (Bahdanau et al. 2015; Luong et al. 2015)."""
 
 from huggingface_hub.dataclasses import strict
+from huggingface_hub.errors import StrictDataclassError
 from transformers import PreTrainedConfig
 
 ATTENTION_TYPES = ("bahdanau", "luong_dot", "luong_general")
+SCHEDULED_SAMPLING_SCHEDULES = ("none", "linear", "exponential", "inverse_sigmoid")
 
 
 @strict
@@ -37,6 +39,16 @@ class SimpleS2SConfig(PreTrainedConfig):
     tie_word_embeddings: bool = True  # output layer reuses the decoder's input embedding
     share_embeddings: bool = False  # encoder and decoder share one embedding (joint vocabulary)
     initializer_range: float = 0.1  # weights start uniform in [-r, r], as in the classic RNN NMT recipes
+    # In the model's own loss. Unlike Seq2SeqTrainer's `label_smoothing_factor`, which takes the labels away from the
+    # forward, it keeps the coverage loss and scheduled sampling working.
+    label_smoothing: float = 0.0
+    # Coverage (Tu et al. 2016; See et al. 2017): the sum of past attention weights enters the attention scores.
+    coverage: bool = False
+    coverage_loss_weight: float = 0.0  # lambda of See et al.'s loss sum_t sum_j min(a_tj, c_tj); needs `coverage`
+    # Scheduled sampling (Bengio et al. 2015): in training, each gold decoder input is replaced by a token sampled
+    # from the model with probability 1 - ratio(step); the ratio decays over the training steps.
+    scheduled_sampling: str = "none"  # one of SCHEDULED_SAMPLING_SCHEDULES
+    scheduled_sampling_k: float = 1000.0  # decay scale in training steps (inverse_sigmoid: the paper's k, >= 1)
     pad_token_id: int = 0
     bos_token_id: int = 1
     eos_token_id: int = 2
@@ -50,6 +62,15 @@ class SimpleS2SConfig(PreTrainedConfig):
         self.validate_simple_s2s()
         super().__post_init__(**kwargs)
 
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs) -> "SimpleS2SConfig":
+        # A config.json with a wrong type or value is refused as a `ValueError` that names the folder it came from.
+        try:
+            return super().from_dict(config_dict, **kwargs)
+        except (StrictDataclassError, ValueError) as error:
+            source = kwargs.get("name_or_path") or config_dict.get("_name_or_path") or "<dict>"
+            raise ValueError(f"{source} (config.json) is not a valid {cls.__name__}: {error}") from error
+
     def validate_simple_s2s(self):
         """Refuse values the model cannot be built with; every message names the field and the value."""
         for name in ("vocab_size", "embedding_size", "hidden_size", "encoder_layers", "decoder_layers"):
@@ -60,8 +81,25 @@ class SimpleS2SConfig(PreTrainedConfig):
             raise ValueError(f"`attention_type` must be one of {ATTENTION_TYPES}, got {self.attention_type!r}")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise ValueError(f"`dropout` must be a number in [0, 1), got {self.dropout!r}")
+        smoothing = self.label_smoothing
+        if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not 0 <= smoothing < 1:
+            raise ValueError(f"`label_smoothing` must be a number in [0, 1), got {smoothing!r}")
         if not isinstance(self.initializer_range, (int, float)) or not self.initializer_range > 0:
             raise ValueError(f"`initializer_range` must be > 0, got {self.initializer_range!r}")
+        if not isinstance(self.coverage, bool):
+            raise ValueError(f"`coverage` must be True or False, got {self.coverage!r}")
+        weight = self.coverage_loss_weight
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < float("inf"):
+            raise ValueError(f"`coverage_loss_weight` must be a finite number >= 0, got {weight!r}")
+        if weight > 0 and not self.coverage:
+            raise ValueError(f"`coverage_loss_weight` is {weight!r} but `coverage` is False; set `coverage=True`")
+        if self.scheduled_sampling not in SCHEDULED_SAMPLING_SCHEDULES:
+            raise ValueError(
+                f"`scheduled_sampling` must be one of {SCHEDULED_SAMPLING_SCHEDULES}, got {self.scheduled_sampling!r}"
+            )
+        k, least_k = self.scheduled_sampling_k, 1 if self.scheduled_sampling == "inverse_sigmoid" else 0
+        if isinstance(k, bool) or not isinstance(k, (int, float)) or not least_k < k < float("inf"):
+            raise ValueError(f"`scheduled_sampling_k` must be a finite number > {least_k}, got {k!r}")
         for name in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < self.vocab_size:

@@ -2,8 +2,13 @@
 
 Attention is additive (Bahdanau et al. 2015, "Neural Machine Translation by Jointly Learning to Align and
 Translate") or multiplicative (Luong et al. 2015, "Effective Approaches to Attention-based NMT", dot / general).
+Optional: coverage (Tu et al. 2016, "Modeling Coverage for NMT"; See et al. 2017, "Get To The Point") and
+scheduled sampling (Bengio et al. 2015, "Scheduled Sampling for Sequence Prediction with RNNs").
 """
 
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 
 import torch
@@ -15,6 +20,13 @@ from transformers import initialization as init
 from transformers.modeling_outputs import ModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
 
 from .configuration_simple_s2s import SimpleS2SConfig
+from .saving_simple_s2s import (
+    CHECKSUMS_NAME,
+    STAGING_PREFIX,
+    check_saved_folder,
+    move_saved_files_into,
+    sha256_of_file,
+)
 
 AUTO_MAP = {
     "AutoConfig": "configuration_simple_s2s.SimpleS2SConfig",
@@ -40,6 +52,34 @@ def check_token_ids(token_ids: torch.Tensor, vocab_size: int, name: str) -> None
     if out_of_range.any():
         bad_id = token_ids[out_of_range][0].item()
         raise ValueError(f"`{name}` holds token id {bad_id}, outside the vocabulary (vocab_size={vocab_size})")
+
+
+def coverage_loss(
+    attention_weights: torch.Tensor, target_mask: torch.Tensor, initial_coverage: torch.Tensor | None = None
+) -> torch.Tensor:
+    """See et al. 2017: sum_j min(a_tj, c_tj) at each target step, averaged over the steps where `target_mask` is set.
+
+    `attention_weights` `(batch, tgt_len, src_len)`, `target_mask` `(batch, tgt_len)`, `initial_coverage`
+    `(batch, src_len)`: the coverage before the first of these steps (from a cache), None for zero.
+    """
+    coverage = attention_weights.cumsum(dim=1) - attention_weights  # weights of the steps before t, (batch, tgt, src)
+    if initial_coverage is not None:
+        coverage = coverage + initial_coverage.unsqueeze(1)
+    per_step = torch.minimum(attention_weights, coverage).sum(dim=-1)  # (batch, tgt_len)
+    return (per_step * target_mask).sum() / target_mask.sum().clamp(min=1)
+
+
+def teacher_forcing_ratio(schedule: str, k: float, step: int) -> float:
+    """Probability of feeding the gold token at training step `step` (Bengio et al. 2015, section 2.4 decays)."""
+    if schedule == "linear":
+        return max(0.0, 1.0 - step / k)
+    # float64 tensors rather than `math`: the code that travels to the Hub imports only torch and transformers.
+    decay = torch.tensor(step / k, dtype=torch.float64)
+    if schedule == "exponential":  # the paper's k^i, with the base written as exp(-1 / k) so that k is in steps
+        return float(torch.exp(-decay))
+    if schedule == "inverse_sigmoid":
+        return float(k / (k + torch.exp(decay)))  # exp overflows to inf: the ratio then reaches 0
+    return 1.0
 
 
 @dataclass
@@ -70,14 +110,18 @@ class SimpleS2SCache:
             The recurrent state after the last token fed.
         attention_keys (`torch.FloatTensor` of shape `(batch_size, src_len, hidden_size)`):
             The encoder outputs projected for scoring, computed once per source.
+        coverage (`torch.FloatTensor` of shape `(batch_size, src_len)`, *optional*):
+            With `config.coverage`: the sum of the attention weights of all steps so far (0 on pads).
     """
 
     decoder_state: torch.Tensor
     attention_keys: torch.Tensor
+    coverage: torch.Tensor | None = None
 
     def reorder(self, beam_idx: torch.LongTensor) -> "SimpleS2SCache":
-        # Beams never move across sources, so the per-source keys stay as they are; only the state follows.
-        return SimpleS2SCache(self.decoder_state.index_select(1, beam_idx), self.attention_keys)
+        # Beams never move across sources, so the per-source keys stay as they are; the state and coverage follow.
+        coverage = None if self.coverage is None else self.coverage.index_select(0, beam_idx)
+        return SimpleS2SCache(self.decoder_state.index_select(1, beam_idx), self.attention_keys, coverage)
 
 
 class SimpleS2SAttention(nn.Module):
@@ -94,6 +138,13 @@ class SimpleS2SAttention(nn.Module):
             self.energy = nn.Linear(config.hidden_size, 1, bias=False)
         elif config.attention_type == "luong_general":  # score = h_t^T W_a h_s
             self.key_proj = nn.Linear(config.encoder_output_size, config.hidden_size, bias=False)
+        if config.coverage:
+            # Bahdanau: e_ti = v^T tanh(W s + U h_j + w_c c_ij) (See et al.); Luong: score + (h_t^T w_c) c_ij, the
+            # dot product of the query with a key moved by w_c c_ij, so that dot scoring gets coverage too.
+            in_size, out_size = (
+                (1, config.hidden_size) if self.attention_type == "bahdanau" else (config.hidden_size, 1)
+            )
+            self.coverage_proj = nn.Linear(in_size, out_size, bias=False)
 
     def compute_keys(self, encoder_hidden_states: torch.Tensor) -> torch.Tensor:
         """Project the encoder outputs once per source: (batch, src_len, enc_size) -> (batch, src_len, hidden)."""
@@ -112,6 +163,7 @@ class SimpleS2SAttention(nn.Module):
         keys: torch.Tensor,
         values: torch.Tensor,
         padding_mask: torch.Tensor | None,
+        coverage: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """
         Args:
@@ -119,16 +171,21 @@ class SimpleS2SAttention(nn.Module):
             keys: `(batch, src_len, hidden)` from `compute_keys`.
             values: `(batch, src_len, encoder_output_size)` encoder outputs.
             padding_mask: `(batch, 1, src_len)`, True on padded source positions, or None for no padding.
+            coverage: `(batch, 1, src_len)` past attention summed, with `config.coverage` (then tgt_len is 1).
 
         Returns:
             context `(batch, tgt_len, encoder_output_size)` and weights `(batch, tgt_len, src_len)`, which sum
             to 1 over the real source tokens and are exactly 0 on pads (all 0 for a source that is only padding).
         """
         if self.attention_type == "bahdanau":
-            energies = torch.tanh(self.query_proj(query).unsqueeze(2) + keys.unsqueeze(1))  # (batch, tgt, src, hidden)
-            scores = self.energy(energies).squeeze(-1)  # (batch, tgt_len, src_len)
+            energies = self.query_proj(query).unsqueeze(2) + keys.unsqueeze(1)  # (batch, tgt, src, hidden)
+            if coverage is not None:
+                energies = energies + self.coverage_proj(coverage.unsqueeze(-1))  # (batch, 1, src, hidden)
+            scores = self.energy(torch.tanh(energies)).squeeze(-1)  # (batch, tgt_len, src_len)
         else:
             scores = query @ keys.transpose(1, 2)  # (batch, tgt_len, src_len)
+            if coverage is not None:
+                scores = scores + self.coverage_proj(query) * coverage  # (batch, 1, 1) * (batch, 1, src_len)
         if padding_mask is not None:
             # finfo.min rather than -inf: a source that is all padding gets uniform weights, zeroed below, not NaN
             scores = scores.masked_fill(padding_mask, torch.finfo(scores.dtype).min)
@@ -174,8 +231,11 @@ class SimpleS2SEncoder(nn.Module):
             output_attentions: accepted for the `generate()` interface; a GRU encoder has no self-attention.
         """
         check_token_ids(input_ids, self.config.vocab_size, "input_ids")
-        if input_ids.dim() != 2:
-            raise ValueError(f"`input_ids` must have shape (batch, src_len), got {tuple(input_ids.shape)}")
+        if input_ids.dim() != 2 or 0 in input_ids.shape:
+            raise ValueError(
+                f"`input_ids` must have shape (batch, src_len) with at least one row and one token, got "
+                f"{tuple(input_ids.shape)}"
+            )
         if attention_mask is not None and attention_mask.shape != input_ids.shape:
             raise ValueError(
                 f"`attention_mask` has shape {tuple(attention_mask.shape)} but `input_ids` has shape "
@@ -285,16 +345,22 @@ class SimpleS2SDecoder(nn.Module):
             cache = SimpleS2SCache(
                 decoder_state=self.initial_state(final_hidden_state),
                 attention_keys=self.attention.compute_keys(encoder_hidden_states),
+                coverage=encoder_hidden_states.new_zeros(encoder_hidden_states.shape[:2])
+                if self.config.coverage
+                else None,
             )
         padding_mask = None if attention_mask is None else (attention_mask == 0).unsqueeze(1)  # (batch, 1, src)
         embeds = self.dropout(self.embed_tokens(input_ids))  # (batch, tgt_len, emb)
         keys, state = cache.attention_keys, cache.decoder_state
+        coverage = None if cache.coverage is None else cache.coverage.unsqueeze(1)  # (batch, 1, src_len)
 
         if self.is_bahdanau:
             step_outputs, contexts, weights = [], [], []
             for t in range(input_ids.shape[1]):
                 query = state[-1].unsqueeze(1)  # previous top-layer state, (batch, 1, hidden)
-                context, step_weights = self.attention(query, keys, encoder_hidden_states, padding_mask)
+                context, step_weights = self.attention(query, keys, encoder_hidden_states, padding_mask, coverage)
+                if coverage is not None:
+                    coverage = coverage + step_weights
                 step_output, state = self.gru(torch.cat([embeds[:, t : t + 1], context], dim=-1), state)
                 step_outputs.append(step_output)
                 contexts.append(context)
@@ -305,11 +371,23 @@ class SimpleS2SDecoder(nn.Module):
             features = torch.cat([gru_outputs, context, embeds], dim=-1)
         else:
             gru_outputs, state = self.gru(embeds, state)  # (batch, tgt_len, hidden)
-            context, attention_weights = self.attention(gru_outputs, keys, encoder_hidden_states, padding_mask)
+            if coverage is None:
+                context, attention_weights = self.attention(gru_outputs, keys, encoder_hidden_states, padding_mask)
+            else:  # each step's scores depend on the weights of the steps before it
+                contexts, weights = [], []
+                for t in range(input_ids.shape[1]):
+                    step = self.attention(
+                        gru_outputs[:, t : t + 1], keys, encoder_hidden_states, padding_mask, coverage
+                    )
+                    coverage = coverage + step[1]
+                    contexts.append(step[0])
+                    weights.append(step[1])
+                context = torch.cat(contexts, dim=1)  # (batch, tgt_len, enc_size)
+                attention_weights = torch.cat(weights, dim=1)  # (batch, tgt_len, src_len)
             features = torch.cat([gru_outputs, context], dim=-1)
 
         output_vectors = torch.tanh(self.output_proj(features))  # (batch, tgt_len, emb)
-        new_cache = SimpleS2SCache(decoder_state=state, attention_keys=keys)
+        new_cache = SimpleS2SCache(state, keys, None if coverage is None else coverage.squeeze(1))
         return output_vectors, new_cache, attention_weights, (embeds, gru_outputs)
 
 
@@ -350,11 +428,55 @@ class SimpleS2SPreTrainedModel(PreTrainedModel):
             return super().get_expanded_tied_weights_keys(all_submodels=True)
         return self._tied_parameters()
 
-    def save_pretrained(self, save_directory, *args, **kwargs):
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, from safetensors only; a local folder is first checked for a half-finished
+        save, a config.json with wrong values and truncated or corrupted weights, each refused with the file's name."""
+        # Weights load from safetensors only: a `.bin` checkpoint is a pickle, and unpickling can run code.
+        if kwargs.get("use_safetensors") is False:
+            raise ValueError("`use_safetensors=False` is not supported: SimpleS2S loads weights from safetensors only")
+        kwargs["use_safetensors"] = True
+        folder = os.path.join(os.fspath(pretrained_model_name_or_path or ""), kwargs.get("subfolder", ""))
+        if pretrained_model_name_or_path is not None and os.path.isdir(folder):
+            if not any(name.endswith(".safetensors") for name in os.listdir(folder)):
+                pickled = sorted(name for name in os.listdir(folder) if name.endswith((".bin", ".pt", ".pth")))
+                if pickled:
+                    raise OSError(
+                        f"{folder} holds pickled weights only ({', '.join(pickled)}), no model.safetensors. "
+                        "SimpleS2S loads safetensors only, because unpickling can run code: load the checkpoint once "
+                        "where you trust its origin and save it again with `save_pretrained`, which writes safetensors."
+                    )
+            config_given = isinstance(kwargs.get("config"), cls.config_class)
+            check_saved_folder(folder, cls.config_class, check_config=not config_given)
+        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+
+    def save_pretrained(self, save_directory, is_main_process: bool = True, **kwargs):
+        """`PreTrainedModel.save_pretrained`, made safe against crashes: the files are written into a staging folder
+        inside `save_directory` and moved in only once complete, with checksums of the weights. A process killed
+        while writing leaves the previous save loadable; one killed while moving leaves a marker that makes
+        `from_pretrained` refuse the folder."""
         # `register_for_auto_class` writes the `auto_map` entry of the saved class only; name every entry point so
         # that AutoModel and AutoModelForSeq2SeqLM both load the folder with `trust_remote_code=True`.
-        self.config.auto_map = {**(self.config.auto_map or {}), **AUTO_MAP}
-        return super().save_pretrained(save_directory, *args, **kwargs)
+        self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **AUTO_MAP}
+        target = os.fspath(save_directory)
+        if not is_main_process or os.path.isfile(target):  # nothing is written (the parent logs a path error)
+            return super().save_pretrained(target, is_main_process=is_main_process, **kwargs)
+        os.makedirs(target, exist_ok=True)
+        for name in os.listdir(target):
+            if name.startswith(STAGING_PREFIX):  # left behind by a process killed while writing
+                shutil.rmtree(os.path.join(target, name), ignore_errors=True)
+        if kwargs.get("push_to_hub"):
+            kwargs.setdefault("repo_id", os.path.basename(os.path.abspath(target)))
+        staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=target)
+        try:
+            result = super().save_pretrained(staging, is_main_process=True, **kwargs)
+            weight_files = sorted(name for name in os.listdir(staging) if name.endswith(".safetensors"))
+            with open(os.path.join(staging, CHECKSUMS_NAME), "w", encoding="utf-8") as checksums:
+                checksums.writelines(f"{sha256_of_file(os.path.join(staging, n))}  {n}\n" for n in weight_files)
+            move_saved_files_into(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return result
 
     @classmethod
     def _supports_default_dynamic_cache(cls) -> bool:
@@ -442,8 +564,11 @@ class SimpleS2SModel(SimpleS2SPreTrainedModel):
                 f"`attention_mask` has shape {tuple(attention_mask.shape)} but the source has shape "
                 f"{tuple(encoder_hidden_states.shape[:2])}; they must match"
             )
-        if cache is None and not torch.isfinite(encoder_hidden_states).all():
-            raise ValueError("`encoder_outputs.last_hidden_state` contains NaN or inf")
+        if cache is None:  # a caller's own encoder_outputs; NaN would silently spread to every logit
+            for name in ("last_hidden_state", "final_hidden_state"):
+                value = encoder_outputs.get(name)
+                if value is not None and not torch.isfinite(value).all():
+                    raise ValueError(f"`encoder_outputs.{name}` contains NaN or inf")
 
         output_vectors, new_cache, attention_weights, decoder_states = self.decoder(
             decoder_input_ids,
@@ -475,6 +600,19 @@ class SimpleS2SForConditionalGeneration(SimpleS2SPreTrainedModel, GenerationMixi
         self.model = SimpleS2SModel(config)
         self.lm_head = nn.Linear(config.embedding_size, config.vocab_size)
         self.post_init()
+        self.set_training_step(0)
+
+    def set_training_step(self, step: int) -> float:
+        """Set (and return) `teacher_forcing_ratio` for this training step from the config's scheduled sampling.
+
+        `ScheduledSamplingCallback` calls it at every `Seq2SeqTrainer` step. Below 1, a training forward with
+        `labels` decodes step by step and feeds, in place of each gold input, a token sampled from the model's
+        own prediction with probability 1 - ratio. Evaluation and generation are not affected.
+        """
+        self.teacher_forcing_ratio = teacher_forcing_ratio(
+            self.config.scheduled_sampling, self.config.scheduled_sampling_k, step
+        )
+        return self.teacher_forcing_ratio
 
     def _tied_parameters(self) -> dict[str, str]:
         return dict(self._tied_weights_keys) if self.config.tie_word_embeddings else {}
@@ -496,6 +634,15 @@ class SimpleS2SForConditionalGeneration(SimpleS2SPreTrainedModel, GenerationMixi
 
     def get_decoder(self) -> SimpleS2SDecoder:
         return self.model.decoder
+
+    def _resize_token_embeddings(self, new_num_tokens, pad_to_multiple_of=None, mean_resizing=True):
+        # The default resizes the input embedding (the encoder's) and the output layer; a decoder embedding of its
+        # own must follow, or the decoder would keep the old vocabulary.
+        if not self.config.share_embeddings:
+            self.model.decoder.embed_tokens = self._get_resized_embeddings(
+                self.model.decoder.embed_tokens, new_num_tokens, pad_to_multiple_of, mean_resizing
+            )
+        return super()._resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
 
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
@@ -531,18 +678,29 @@ class SimpleS2SForConditionalGeneration(SimpleS2SPreTrainedModel, GenerationMixi
         elif decoder_input_ids is None:
             raise ValueError("Pass `labels` (training) or `decoder_input_ids` to SimpleS2SForConditionalGeneration")
 
-        outputs = self.model(
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        with_coverage_loss = labels is not None and self.config.coverage_loss_weight > 0
+        if self.training and labels is None and self.config.coverage_loss_weight > 0:
+            # Seq2SeqTrainer's `label_smoothing_factor` takes the labels away and computes the loss from the logits:
+            # the coverage loss would be dropped without a word.
+            raise ValueError(
+                f"`coverage_loss_weight` is {self.config.coverage_loss_weight} but training forward got no `labels`; "
+                "with Seq2SeqTrainer, set `label_smoothing` in the model config instead of `label_smoothing_factor`"
+            )
+        model_kwargs = dict(
             input_ids=input_ids,
             attention_mask=attention_mask,
-            decoder_input_ids=decoder_input_ids,
             encoder_outputs=encoder_outputs,
-            cache=cache,
             use_cache=use_cache,
-            output_attentions=output_attentions,
+            output_attentions=output_attentions or with_coverage_loss,
             output_hidden_states=output_hidden_states,
             return_dict=True,
         )
-        logits = self.lm_head(self.model.decoder.dropout(outputs.last_hidden_state))  # (batch, tgt_len, vocab)
+        if self.training and cache is None and self.teacher_forcing_ratio < 1.0:  # gold inputs: decoder_input_ids
+            outputs, logits = self._forward_with_scheduled_sampling(decoder_input_ids, **model_kwargs)
+        else:
+            outputs = self.model(decoder_input_ids=decoder_input_ids, cache=cache, **model_kwargs)
+            logits = self.lm_head(self.model.decoder.dropout(outputs.last_hidden_state))  # (batch, tgt_len, vocab)
 
         loss = None
         if labels is not None:
@@ -551,14 +709,25 @@ class SimpleS2SForConditionalGeneration(SimpleS2SPreTrainedModel, GenerationMixi
                     f"`labels` has shape {tuple(labels.shape)} but the decoder inputs have shape "
                     f"{tuple(logits.shape[:2])}; they must match"
                 )
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
+            loss = F.cross_entropy(
+                logits.flatten(0, 1).float(),
+                labels.flatten(),
+                ignore_index=-100,
+                label_smoothing=self.config.label_smoothing,
+            )
+            if with_coverage_loss:
+                initial_coverage = None if cache is None else cache.coverage
+                weights = outputs.cross_attentions[0][:, 0].float()  # (batch, tgt_len, src_len)
+                loss = loss + self.config.coverage_loss_weight * coverage_loss(
+                    weights, labels != -100, initial_coverage
+                )
 
         output = Seq2SeqLMOutput(
             loss=loss,
             logits=logits,
             cache=outputs.cache,
             decoder_hidden_states=outputs.decoder_hidden_states,
-            cross_attentions=outputs.cross_attentions,
+            cross_attentions=outputs.cross_attentions if output_attentions else None,
             encoder_last_hidden_state=outputs.encoder_last_hidden_state,
             encoder_hidden_states=outputs.encoder_hidden_states,
         )
@@ -583,6 +752,49 @@ class SimpleS2SForConditionalGeneration(SimpleS2SPreTrainedModel, GenerationMixi
     def _reorder_cache(self, cache: SimpleS2SCache, beam_idx: torch.LongTensor) -> SimpleS2SCache:
         # Called by beam search after each step: the hypotheses kept may come from other beams of the same source.
         return cache.reorder(beam_idx)
+
+    def _forward_with_scheduled_sampling(
+        self, decoder_input_ids: torch.LongTensor, **model_kwargs
+    ) -> tuple[Seq2SeqModelOutput, torch.Tensor]:
+        """Decode one step at a time; the input of each next step is the gold token with probability
+        `teacher_forcing_ratio`, else a token sampled from this step's prediction (per sequence, per step)."""
+        if model_kwargs["encoder_outputs"] is None:  # encode once, not at every step
+            model_kwargs["encoder_outputs"] = self.model.encoder(
+                model_kwargs["input_ids"],
+                attention_mask=model_kwargs["attention_mask"],
+                output_hidden_states=model_kwargs["output_hidden_states"],
+                return_dict=True,
+            )
+        cache, steps, step_logits = None, [], []
+        next_input = decoder_input_ids[:, :1]  # the start token, (batch, 1)
+        for t in range(decoder_input_ids.shape[1]):
+            out = self.model(decoder_input_ids=next_input, cache=cache, **{**model_kwargs, "use_cache": True})
+            logits = self.lm_head(self.model.decoder.dropout(out.last_hidden_state))  # (batch, 1, vocab)
+            cache = out.cache
+            steps.append(out)
+            step_logits.append(logits)
+            if t + 1 < decoder_input_ids.shape[1]:
+                gold = decoder_input_ids[:, t + 1 : t + 2]
+                sampled = torch.multinomial(logits[:, 0].detach().float().softmax(dim=-1), 1)  # (batch, 1)
+                use_gold = torch.rand(gold.shape, device=gold.device) < self.teacher_forcing_ratio
+                next_input = torch.where(use_gold, gold, sampled)
+
+        def joined(parts):  # per-step tensors (.., 1, ..) joined along the target axis
+            return None if parts[0] is None else torch.cat(parts, dim=-2 if parts[0].dim() == 4 else 1)
+
+        outputs = Seq2SeqModelOutput(
+            last_hidden_state=joined([o.last_hidden_state for o in steps]),  # (batch, tgt_len, emb)
+            cache=cache if model_kwargs["use_cache"] is not False else None,
+            decoder_hidden_states=None
+            if steps[0].decoder_hidden_states is None
+            else tuple(joined(parts) for parts in zip(*(o.decoder_hidden_states for o in steps))),
+            cross_attentions=None
+            if steps[0].cross_attentions is None
+            else (joined([o.cross_attentions[0] for o in steps]),),
+            encoder_last_hidden_state=steps[0].encoder_last_hidden_state,
+            encoder_hidden_states=steps[0].encoder_hidden_states,
+        )
+        return outputs, torch.cat(step_logits, dim=1)
 
 
 __all__ = [

@@ -10,6 +10,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from hf_simple_s2s import SimpleS2SConfig, SimpleS2SForConditionalGeneration  # noqa: E402
 
+# Tiny models run fastest on one thread; more threads only contend on a small, shared machine.
+torch.set_num_threads(1)
+
 ATTENTION_TYPES = ["bahdanau", "luong_dot", "luong_general"]
 VOCAB_SIZE = 40
 
@@ -45,3 +48,35 @@ def attention_type(request) -> str:
 @pytest.fixture
 def model(attention_type) -> SimpleS2SForConditionalGeneration:
     return tiny_model(attention_type=attention_type)
+
+
+def make_word_tokenizer():
+    """A word-level fast tokenizer over the tiny vocabulary: '<pad> <s> </s> <unk>' then 'w4' ... 'w39'."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3}
+    vocab.update({f"w{i}": i for i in range(4, VOCAB_SIZE)})
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    backend.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 2)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
+
+
+@pytest.fixture(scope="session")
+def word_tokenizer():
+    return make_word_tokenizer()
+
+
+def padded_batch(rows: list[list[int]], side: str = "right", pad_token_id: int = 0):
+    """Pad token-id lists into (input_ids, attention_mask) on the given side."""
+    width = max(len(row) for row in rows)
+    input_ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        span = slice(0, len(row)) if side == "right" else slice(width - len(row), width)
+        input_ids[i, span] = torch.tensor(row)
+        attention_mask[i, span] = 1
+    return input_ids, attention_mask

@@ -1,0 +1,104 @@
+"""Crash-safe saving and checked loading for SimpleS2S folders: staging, checksums, damaged-file detection.
+
+It travels to the Hub with the model code (a relative import of the modeling file), so it uses the standard
+library only.
+"""
+
+import hashlib
+import json
+import os
+import re
+
+# Saving writes a complete copy into a staging folder first, then moves the files in under this marker: a folder
+# that still holds it was cut off between two complete saves, and loading it is refused.
+SAVE_IN_PROGRESS_NAME = ".save_in_progress"
+STAGING_PREFIX = ".save_staging-"
+CHECKSUMS_NAME = "checksums.sha256"  # `sha256sum -c checksums.sha256` format, for the weight files
+WEIGHTS_FILE_PATTERN = re.compile(r"(model|pytorch_model)(-\d{5}-of-\d{5})?\.(safetensors|bin)(\.index\.json)?")
+
+
+def sha256_of_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fsync_path(path: str) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def move_saved_files_into(staging: str, target: str) -> None:
+    """Move a complete save from `staging` into `target`, replacing the weight files of an earlier save there and
+    keeping every other file (tokenizer, optimizer, checkpoints)."""
+    staged = sorted(os.listdir(staging))
+    for name in staged:
+        fsync_path(os.path.join(staging, name))  # on disk before any of it becomes visible under `target`
+    marker = os.path.join(target, SAVE_IN_PROGRESS_NAME)
+    with open(marker, "w", encoding="utf-8") as marker_file:
+        marker_file.write(f"files are being moved in from {staging}\n")
+    fsync_path(target)
+    for name in os.listdir(target):
+        stale_weights = WEIGHTS_FILE_PATTERN.fullmatch(name) or name == CHECKSUMS_NAME
+        if stale_weights and name not in staged and os.path.isfile(os.path.join(target, name)):
+            os.remove(os.path.join(target, name))  # e.g. shards of a save with another `max_shard_size`
+    for name in staged:
+        os.replace(os.path.join(staging, name), os.path.join(target, name))
+    os.remove(marker)
+    fsync_path(target)
+
+
+def safetensors_layout_error(path: str) -> str | None:
+    """Why `path` is not a complete safetensors file (an 8-byte header size, a JSON header, then exactly the tensor
+    bytes the header lists), or None. Read here, not by the safetensors library, to keep the travelling code's
+    imports to torch and transformers."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as file:
+        prefix = file.read(8)
+        header_size = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
+        if header_size < 2 or 8 + header_size > size:
+            return f"the header does not fit in the file ({size} bytes)"
+        try:
+            header = json.loads(file.read(header_size))
+            data_end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+            return f"the header is not valid ({error})"
+    if 8 + header_size + data_end != size:
+        return f"the header lists {data_end} bytes of tensors but the file holds {size - 8 - header_size}"
+    return None
+
+
+def check_saved_folder(folder: str, config_class: type, check_config: bool) -> None:
+    """Refuse a local model folder that a crash left half-saved or whose files are damaged, naming the file."""
+    if os.path.exists(os.path.join(folder, SAVE_IN_PROGRESS_NAME)):
+        raise OSError(
+            f"{folder} was cut off while being saved ({SAVE_IN_PROGRESS_NAME} is present): its files may come from "
+            "two different saves. Save the model into it again."
+        )
+    config_path = os.path.join(folder, "config.json")
+    if check_config and os.path.isfile(config_path):
+        try:
+            config_class.from_json_file(config_path)
+        except Exception as error:  # the JSON parser's, strict's and our validation errors alike
+            raise ValueError(f"{config_path} is not a valid {config_class.__name__}: {error}") from error
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if name.endswith(".safetensors") and (problem := safetensors_layout_error(path)):
+            raise ValueError(f"{path} is truncated or not a safetensors file: {problem}")
+    checksums_path = os.path.join(folder, CHECKSUMS_NAME)
+    if os.path.isfile(checksums_path):
+        with open(checksums_path, encoding="utf-8") as checksums:
+            for line in checksums.read().splitlines():
+                expected, name = line.split(maxsplit=1)
+                path = os.path.join(folder, name.lstrip("*"))
+                if not os.path.isfile(path):
+                    raise ValueError(f"{path} is missing although {checksums_path} lists it")
+                if sha256_of_file(path) != expected:
+                    raise ValueError(
+                        f"{path} is corrupted: its SHA-256 differs from the one saved in {checksums_path}"
+                    )

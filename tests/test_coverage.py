@@ -1,0 +1,198 @@
+"""Coverage (config.coverage): the model issue's equivalences hold with it on, and the coverage loss is See et al.'s."""
+
+import pytest
+import torch
+from conftest import ATTENTION_TYPES, VOCAB_SIZE, padded_batch, tiny_config, tiny_model
+
+from hf_simple_s2s import SimpleS2SForConditionalGeneration
+from hf_simple_s2s.modeling_simple_s2s import coverage_loss
+
+SOURCES = [[5, 9, 14, 22, 7, 2], [31, 12, 2], [8, 8, 19, 25, 2], [4, 2]]
+GEN = dict(max_new_tokens=8, pad_token_id=0, eos_token_id=2, decoder_start_token_id=1)
+
+
+def coverage_model(attention_type: str, **overrides) -> SimpleS2SForConditionalGeneration:
+    """Large random weights (peaky distributions, so token-exact comparisons are meaningful) and a coverage
+    projection large enough that coverage really moves the attention."""
+    model = tiny_model(attention_type=attention_type, initializer_range=0.5, coverage=True, **overrides)
+    with torch.no_grad():
+        model.model.decoder.attention.coverage_proj.weight.mul_(4.0)
+    return model
+
+
+def decoder_inputs(batch_size=3, tgt_len=6, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(4, VOCAB_SIZE, (batch_size, tgt_len), generator=generator)
+
+
+@pytest.fixture(params=ATTENTION_TYPES)
+def model(request):
+    return coverage_model(request.param)
+
+
+def test_coverage_is_the_only_change_and_it_changes_the_output(model):
+    """With its projection zeroed, a coverage model computes exactly what the same weights compute without it."""
+    plain = SimpleS2SForConditionalGeneration(tiny_config(attention_type=model.config.attention_type)).eval()
+    missing, unexpected = plain.load_state_dict(model.state_dict(), strict=False)
+    assert missing == [] and unexpected == ["model.decoder.attention.coverage_proj.weight"]
+    input_ids, attention_mask = padded_batch(SOURCES)
+    labels = decoder_inputs(batch_size=4)
+    reference = plain(input_ids=input_ids, attention_mask=attention_mask, labels=labels).logits
+    with_coverage = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).logits
+    assert not torch.allclose(with_coverage, reference, atol=1e-3)
+    with torch.no_grad():
+        model.model.decoder.attention.coverage_proj.weight.zero_()
+    torch.testing.assert_close(
+        model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).logits, reference
+    )
+
+
+def test_stepwise_decoding_with_cache_equals_teacher_forcing(model):
+    input_ids, attention_mask = padded_batch(SOURCES[:3])
+    decoder_input_ids = decoder_inputs()
+    full = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids)
+    encoder_outputs = model.get_encoder()(input_ids, attention_mask=attention_mask)
+    cache, step_logits = None, []
+    for t in range(decoder_input_ids.shape[1]):
+        out = model(
+            encoder_outputs=encoder_outputs,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids[:, t : t + 1],
+            cache=cache,
+        )
+        cache = out.cache
+        step_logits.append(out.logits)
+    torch.testing.assert_close(torch.cat(step_logits, dim=1), full.logits)
+    torch.testing.assert_close(cache.coverage, full.cache.coverage)
+
+
+def test_cached_coverage_is_the_sum_of_the_weights_and_zero_on_pads(model):
+    input_ids, attention_mask = padded_batch(SOURCES, side="left")
+    out = model(input_ids=input_ids, attention_mask=attention_mask, labels=decoder_inputs(4), output_attentions=True)
+    weights = out.cross_attentions[0][:, 0]  # (batch, tgt_len, src_len)
+    torch.testing.assert_close(out.cache.coverage, weights.sum(dim=1))
+    assert (weights[attention_mask.unsqueeze(1).expand_as(weights) == 0] == 0).all()
+    torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:2]))
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_source_padding_does_not_change_logits(model, side):
+    input_ids, attention_mask = padded_batch(SOURCES, side=side)
+    labels = decoder_inputs(4)
+    batched = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).logits
+    for i, row in enumerate(SOURCES):
+        alone = model(input_ids=torch.tensor([row]), labels=labels[i : i + 1]).logits
+        torch.testing.assert_close(batched[i : i + 1], alone)
+
+
+@pytest.mark.parametrize("attention_type", ATTENTION_TYPES)
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_generate_with_and_without_cache_agree(attention_type, num_beams):
+    model = coverage_model(attention_type)
+    input_ids, attention_mask = padded_batch(SOURCES)
+    kwargs = dict(GEN, num_beams=num_beams, output_scores=True, return_dict_in_generate=True)
+    with_cache = model.generate(input_ids, attention_mask=attention_mask, use_cache=True, **kwargs)
+    without = model.generate(input_ids, attention_mask=attention_mask, use_cache=False, **kwargs)
+    assert torch.equal(with_cache.sequences, without.sequences)
+    torch.testing.assert_close(torch.stack(with_cache.scores), torch.stack(without.scores))
+
+
+@pytest.mark.parametrize("attention_type", ATTENTION_TYPES)
+def test_beam_search_reorders_the_coverage(attention_type):
+    """Beam scores must equal teacher-forced rescoring of the returned sequences: they would not if a beam kept
+    another hypothesis' coverage after reordering."""
+    model = coverage_model(attention_type)
+    input_ids, attention_mask = padded_batch(SOURCES[:2])
+    out = model.generate(
+        input_ids,
+        attention_mask=attention_mask,
+        num_beams=4,
+        num_return_sequences=4,
+        length_penalty=0.0,
+        output_scores=True,
+        return_dict_in_generate=True,
+        **GEN,
+    )
+    sequences = out.sequences
+    logits = model(
+        input_ids=input_ids.repeat_interleave(4, dim=0),
+        attention_mask=attention_mask.repeat_interleave(4, dim=0),
+        decoder_input_ids=sequences[:, :-1],
+    ).logits
+    token_logprobs = logits.log_softmax(-1).gather(-1, sequences[:, 1:, None]).squeeze(-1)
+    after_eos = (sequences[:, 1:-1] == 2).cumsum(-1) > 0
+    token_logprobs[:, 1:][after_eos] = 0.0
+    torch.testing.assert_close(token_logprobs.sum(-1), out.sequences_scores, atol=1e-4, rtol=1e-4)
+
+
+def test_reorder_moves_coverage_with_the_state():
+    model = coverage_model("luong_general")
+    out = model(input_ids=torch.tensor([SOURCES[0]] * 3), decoder_input_ids=decoder_inputs(3, 3))
+    beam_idx = torch.tensor([2, 2, 0])
+    reordered = model._reorder_cache(out.cache, beam_idx)
+    assert torch.equal(reordered.coverage, out.cache.coverage[beam_idx])
+    assert torch.equal(reordered.decoder_state, out.cache.decoder_state[:, beam_idx])
+
+
+@pytest.mark.parametrize("attention_type", ATTENTION_TYPES)
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_batched_generation_equals_one_by_one(attention_type, side, num_beams):
+    model = coverage_model(attention_type)
+    input_ids, attention_mask = padded_batch(SOURCES, side=side)
+    batched = model.generate(input_ids, attention_mask=attention_mask, num_beams=num_beams, **GEN)
+    for i, row in enumerate(SOURCES):
+        alone = model.generate(torch.tensor([row]), num_beams=num_beams, **GEN)[0]
+        assert torch.equal(batched[i][: alone.shape[0]], alone), f"row {i}"
+        assert (batched[i][alone.shape[0] :] == 0).all()
+
+
+def test_coverage_loss_is_see_et_al_formula():
+    weights = torch.tensor([[[0.7, 0.3, 0.0], [0.6, 0.2, 0.2], [0.1, 0.1, 0.8]]])  # (1, tgt 3, src 3)
+    # c_1 = 0; c_2 = (.7, .3, 0) -> min sum .6 + .2 + 0 = .8; c_3 = (1.3, .5, .2) -> .1 + .1 + .2 = .4
+    torch.testing.assert_close(coverage_loss(weights, torch.tensor([[True, True, True]])), torch.tensor(1.2 / 3))
+    torch.testing.assert_close(coverage_loss(weights, torch.tensor([[True, True, False]])), torch.tensor(0.8 / 2))
+    prior = torch.tensor([[1.0, 0.0, 0.0]])
+    expected = (0.7 + (0.6 + 0.2) + (0.1 + 0.1 + 0.2)) / 3
+    torch.testing.assert_close(
+        coverage_loss(weights, torch.ones(1, 3, dtype=torch.bool), prior), torch.tensor(expected)
+    )
+
+
+@pytest.mark.parametrize("attention_type", ATTENTION_TYPES)
+def test_coverage_loss_is_added_with_its_weight_and_trains_the_coverage_projection(attention_type):
+    input_ids, attention_mask = padded_batch(SOURCES)
+    labels = decoder_inputs(4)
+    labels[1, 4:] = -100
+    plain = coverage_model(attention_type)
+    weighted = coverage_model(attention_type, coverage_loss_weight=2.0)
+    out = plain(input_ids=input_ids, attention_mask=attention_mask, labels=labels, output_attentions=True)
+    expected = out.loss + 2.0 * coverage_loss(out.cross_attentions[0][:, 0], labels != -100)
+    weighted_out = weighted(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+    torch.testing.assert_close(weighted_out.loss, expected)
+    assert weighted_out.cross_attentions is None, "weights were computed for the loss but not asked for"
+    weighted_out.loss.backward()
+    assert weighted.model.decoder.attention.coverage_proj.weight.grad.abs().sum() > 0
+
+
+def test_a_coverage_model_saves_and_reloads(tmp_path):
+    model = coverage_model("bahdanau", coverage_loss_weight=0.5)
+    model.save_pretrained(tmp_path)
+    reloaded = SimpleS2SForConditionalGeneration.from_pretrained(tmp_path).eval()
+    assert (reloaded.config.coverage, reloaded.config.coverage_loss_weight) == (True, 0.5)
+    input_ids, attention_mask = padded_batch(SOURCES)
+    labels = decoder_inputs(4)
+    expected = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+    got = reloaded(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+    torch.testing.assert_close(got.logits, expected.logits)
+    torch.testing.assert_close(got.loss, expected.loss)
+
+
+def test_coverage_loss_refuses_a_training_forward_without_labels():
+    """Seq2SeqTrainer's `label_smoothing_factor` takes the labels away: the coverage loss must not vanish silently."""
+    model = tiny_model(coverage=True, coverage_loss_weight=1.0).train()
+    input_ids = torch.tensor([[5, 6, 7, 2]])
+    with pytest.raises(ValueError, match="coverage_loss_weight.*label_smoothing"):
+        model(input_ids=input_ids, decoder_input_ids=torch.tensor([[1, 8, 9]]))
+    model.eval()  # evaluation without labels is fine
+    assert model(input_ids=input_ids, decoder_input_ids=torch.tensor([[1, 8, 9]])).loss is None

@@ -1,0 +1,472 @@
+"""Model tests in the spirit of transformers' own: shapes, cache equivalences, padding invariances, generate()."""
+
+import re
+
+import pytest
+import torch
+from conftest import ATTENTION_TYPES, VOCAB_SIZE, padded_batch, tiny_config, tiny_model
+from torch.nn import functional as F
+from transformers import GenerationConfig
+from transformers.generation.streamers import BaseStreamer
+
+from hf_simple_s2s import SimpleS2SCache, SimpleS2SForConditionalGeneration, SimpleS2SModel
+
+SOURCES = [[5, 9, 14, 22, 7, 2], [31, 12, 2], [8, 8, 19, 25, 2], [4, 2]]
+GEN = dict(max_new_tokens=8, pad_token_id=0, eos_token_id=2, decoder_start_token_id=1)
+
+
+def peaky_model(attention_type: str, seed: int = 0, **overrides) -> SimpleS2SForConditionalGeneration:
+    """A random model with large weights: its next-token distributions are far from uniform, so float noise
+    between equivalent computations cannot flip an argmax and token-exact comparisons are meaningful."""
+    return tiny_model(seed=seed, attention_type=attention_type, initializer_range=0.5, **overrides)
+
+
+def random_batch(batch_size=3, src_len=7, tgt_len=5, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(4, VOCAB_SIZE, (batch_size, src_len), generator=generator)
+    labels = torch.randint(4, VOCAB_SIZE, (batch_size, tgt_len), generator=generator)
+    return input_ids, labels
+
+
+class TestForward:
+    def test_output_shapes(self, model):
+        input_ids, labels = random_batch()
+        out = model(input_ids=input_ids, labels=labels, output_attentions=True, output_hidden_states=True)
+        config = model.config
+        assert out.logits.shape == (3, 5, VOCAB_SIZE)
+        assert out.encoder_last_hidden_state.shape == (3, 7, 2 * config.hidden_size)
+        assert out.cross_attentions[0].shape == (3, 1, 5, 7)
+        assert out.decoder_hidden_states[1].shape == (3, 5, config.hidden_size)
+        assert out.encoder_hidden_states[0].shape == (3, 7, config.embedding_size)
+        assert isinstance(out.cache, SimpleS2SCache)
+        assert out.cache.decoder_state.shape == (config.decoder_layers, 3, config.hidden_size)
+
+    def test_loss_is_token_cross_entropy_ignoring_minus_100(self, model):
+        input_ids, labels = random_batch()
+        labels[0, 3:] = -100
+        labels[2, 1] = -100
+        out = model(input_ids=input_ids, labels=labels)
+        kept = labels != -100
+        expected = F.cross_entropy(out.logits[kept], labels[kept])
+        torch.testing.assert_close(out.loss, expected)
+
+    def test_label_smoothing_equals_the_trainers_label_smoother(self, attention_type):
+        from transformers.trainer_pt_utils import LabelSmoother
+
+        model = tiny_model(attention_type=attention_type, label_smoothing=0.1)
+        input_ids, labels = random_batch()
+        labels[0, 3:] = -100
+        out = model(input_ids=input_ids, labels=labels)
+        expected = LabelSmoother(epsilon=0.1)({"logits": out.logits}, labels)
+        torch.testing.assert_close(out.loss, expected)
+
+    def test_labels_are_shifted_behind_the_start_token(self, model):
+        input_ids, labels = random_batch()
+        from_labels = model(input_ids=input_ids, labels=labels).logits
+        decoder_input_ids = torch.cat([torch.full((3, 1), model.config.decoder_start_token_id), labels[:, :-1]], 1)
+        explicit = model(input_ids=input_ids, decoder_input_ids=decoder_input_ids).logits
+        torch.testing.assert_close(from_labels, explicit)
+
+    def test_tuple_output_matches_dict_output(self, model):
+        input_ids, labels = random_batch()
+        as_dict = model(input_ids=input_ids, labels=labels, use_cache=False)
+        as_tuple = model(input_ids=input_ids, labels=labels, use_cache=False, return_dict=False)
+        torch.testing.assert_close(as_tuple[0], as_dict.loss)
+        torch.testing.assert_close(as_tuple[1], as_dict.logits)
+        assert as_dict.cache is None
+
+    def test_base_model_returns_decoder_output_vectors(self, attention_type):
+        torch.manual_seed(0)
+        config = tiny_config(attention_type=attention_type)
+        base = SimpleS2SModel(config).eval()
+        input_ids, labels = random_batch()
+        out = base(input_ids=input_ids, decoder_input_ids=labels)
+        assert out.last_hidden_state.shape == (3, 5, config.embedding_size)
+
+    def test_gradients_reach_every_parameter(self, attention_type):
+        model = tiny_model(attention_type=attention_type).train()
+        input_ids, labels = random_batch()
+        model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), labels=labels).loss.backward()
+        no_grad = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+        assert no_grad == []
+
+
+class TestCache:
+    def test_stepwise_decoding_with_cache_equals_teacher_forcing(self, model):
+        input_ids, labels = random_batch()
+        attention_mask = torch.ones_like(input_ids)
+        attention_mask[1, 5:] = 0
+        decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels)
+        full = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids)
+
+        encoder_outputs = model.get_encoder()(input_ids, attention_mask=attention_mask)
+        cache, step_logits = None, []
+        for t in range(decoder_input_ids.shape[1]):
+            out = model(
+                encoder_outputs=encoder_outputs,
+                attention_mask=attention_mask,
+                decoder_input_ids=decoder_input_ids[:, t : t + 1],
+                cache=cache,
+            )
+            cache = out.cache
+            step_logits.append(out.logits)
+        torch.testing.assert_close(torch.cat(step_logits, dim=1), full.logits)
+
+    def test_cache_in_two_chunks_equals_one_pass(self, model):
+        input_ids, labels = random_batch(tgt_len=6)
+        decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels)
+        full = model(input_ids=input_ids, decoder_input_ids=decoder_input_ids).logits
+        first = model(input_ids=input_ids, decoder_input_ids=decoder_input_ids[:, :4])
+        second = model(input_ids=input_ids, decoder_input_ids=decoder_input_ids[:, 4:], cache=first.cache)
+        torch.testing.assert_close(torch.cat([first.logits, second.logits], dim=1), full)
+
+    def test_cache_size_does_not_grow_with_steps(self, model):
+        input_ids, _ = random_batch()
+        out = model(input_ids=input_ids, decoder_input_ids=torch.ones((3, 1), dtype=torch.long))
+        shapes = (out.cache.decoder_state.shape, out.cache.attention_keys.shape)
+        for _ in range(5):
+            out = model(input_ids=input_ids, decoder_input_ids=torch.full((3, 1), 7), cache=out.cache)
+        assert (out.cache.decoder_state.shape, out.cache.attention_keys.shape) == shapes
+
+    @pytest.mark.parametrize("num_beams", [1, 3])
+    def test_generate_with_and_without_cache_agree(self, attention_type, num_beams):
+        model = peaky_model(attention_type)
+        input_ids, attention_mask = padded_batch(SOURCES)
+        kwargs = dict(GEN, num_beams=num_beams, output_scores=True, return_dict_in_generate=True)
+        with_cache = model.generate(input_ids, attention_mask=attention_mask, use_cache=True, **kwargs)
+        without = model.generate(input_ids, attention_mask=attention_mask, use_cache=False, **kwargs)
+        assert torch.equal(with_cache.sequences, without.sequences)
+        torch.testing.assert_close(torch.stack(with_cache.scores), torch.stack(without.scores))
+        if num_beams > 1:
+            torch.testing.assert_close(with_cache.sequences_scores, without.sequences_scores)
+
+    def test_beam_search_reorders_the_recurrent_state(self, attention_type):
+        """Without reordering, a beam would continue from another hypothesis' state: scores would disagree
+        with re-scoring the returned sequences by teacher forcing."""
+        model = peaky_model(attention_type)
+        input_ids, attention_mask = padded_batch(SOURCES[:2])
+        out = model.generate(
+            input_ids,
+            attention_mask=attention_mask,
+            num_beams=4,
+            num_return_sequences=4,
+            length_penalty=0.0,
+            output_scores=True,
+            return_dict_in_generate=True,
+            **GEN,
+        )
+        sequences = out.sequences  # (batch * 4, len), starting with the decoder start token
+        repeated_ids = input_ids.repeat_interleave(4, dim=0)
+        repeated_mask = attention_mask.repeat_interleave(4, dim=0)
+        logits = model(
+            input_ids=repeated_ids, attention_mask=repeated_mask, decoder_input_ids=sequences[:, :-1]
+        ).logits
+        token_logprobs = logits.log_softmax(-1).gather(-1, sequences[:, 1:, None]).squeeze(-1)
+        after_eos = (sequences[:, 1:-1] == 2).cumsum(-1) > 0  # positions after an emitted eos are padding
+        token_logprobs[:, 1:][after_eos] = 0.0
+        torch.testing.assert_close(token_logprobs.sum(-1), out.sequences_scores, atol=1e-4, rtol=1e-4)
+
+
+class TestPadding:
+    @pytest.mark.parametrize("side", ["right", "left"])
+    @pytest.mark.parametrize("num_beams", [1, 3])
+    def test_batched_generation_equals_one_by_one(self, attention_type, side, num_beams):
+        model = peaky_model(attention_type)
+        input_ids, attention_mask = padded_batch(SOURCES, side=side)
+        batched = model.generate(input_ids, attention_mask=attention_mask, num_beams=num_beams, **GEN)
+        for i, row in enumerate(SOURCES):
+            alone = model.generate(torch.tensor([row]), num_beams=num_beams, **GEN)[0]
+            produced = batched[i][: alone.shape[0]]
+            assert torch.equal(produced, alone), f"row {i}"
+            assert (batched[i][alone.shape[0] :] == 0).all()
+
+    @pytest.mark.parametrize("side", ["right", "left"])
+    def test_source_padding_does_not_change_logits(self, model, side):
+        input_ids, labels = random_batch(batch_size=2, src_len=5)
+        unpadded = model(input_ids=input_ids, labels=labels).logits
+        pads = torch.zeros((2, 3), dtype=torch.long)
+        ones = torch.ones((2, 5), dtype=torch.long)
+        padded_ids = torch.cat([input_ids, pads] if side == "right" else [pads, input_ids], dim=1)
+        mask = torch.cat([ones, pads] if side == "right" else [pads, ones], dim=1)
+        padded = model(input_ids=padded_ids, attention_mask=mask, labels=labels).logits
+        torch.testing.assert_close(padded, unpadded)
+
+    def test_all_padding_row_neither_crashes_nor_changes_other_rows(self, model):
+        input_ids, attention_mask = padded_batch(SOURCES[:3])
+        labels = torch.randint(4, VOCAB_SIZE, (3, 4), generator=torch.Generator().manual_seed(1))
+        reference = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).logits
+        empty_row = torch.zeros((1, input_ids.shape[1]), dtype=torch.long)
+        out = model(
+            input_ids=torch.cat([input_ids, empty_row]),
+            attention_mask=torch.cat([attention_mask, empty_row]),
+            labels=torch.cat([labels, labels[:1]]),
+            output_attentions=True,
+        )
+        torch.testing.assert_close(out.logits[:3], reference)
+        assert torch.isfinite(out.logits).all()
+        assert (out.cross_attentions[0][3] == 0).all()
+
+
+class TestAttentionWeights:
+    def test_weights_sum_to_one_over_real_tokens_and_are_zero_on_pads(self, attention_type):
+        model = peaky_model(attention_type)
+        for side in ("right", "left"):
+            input_ids, attention_mask = padded_batch(SOURCES, side=side)
+            out = model.generate(
+                input_ids,
+                attention_mask=attention_mask,
+                output_attentions=True,
+                return_dict_in_generate=True,
+                num_beams=2,
+                **GEN,
+            )
+            beam_mask = attention_mask.repeat_interleave(2, dim=0)[:, None, None, :].bool()
+            for step in out.cross_attentions:  # one tuple per generated token, one tensor per layer
+                weights = step[0]  # (batch * beams, 1 head, 1 query, src_len)
+                assert (weights.masked_select(~beam_mask) == 0).all()
+                torch.testing.assert_close(weights.sum(-1), torch.ones_like(weights.sum(-1)))
+
+
+class TestGenerate:
+    def test_greedy_equals_sampling_with_top_k_1(self, attention_type):
+        model = peaky_model(attention_type)
+        input_ids, attention_mask = padded_batch(SOURCES)
+        greedy = model.generate(input_ids, attention_mask=attention_mask, **GEN)
+        sampled = model.generate(input_ids, attention_mask=attention_mask, do_sample=True, top_k=1, **GEN)
+        assert torch.equal(greedy, sampled)
+
+    def test_sampling_is_reproducible_with_a_seed_and_varies_without(self, attention_type):
+        model = tiny_model(attention_type=attention_type)  # small weights: flat distributions, real sampling
+        input_ids, attention_mask = padded_batch(SOURCES)
+        kwargs = dict(GEN, do_sample=True, top_p=0.9, temperature=1.5, num_return_sequences=3)
+        torch.manual_seed(123)
+        first = model.generate(input_ids, attention_mask=attention_mask, **kwargs)
+        torch.manual_seed(123)
+        second = model.generate(input_ids, attention_mask=attention_mask, **kwargs)
+        third = model.generate(input_ids, attention_mask=attention_mask, **kwargs)
+        assert first.shape[0] == 3 * len(SOURCES)
+        assert torch.equal(first, second)
+        assert not torch.equal(first, third)
+
+    def test_length_controls(self, attention_type):
+        model = peaky_model(attention_type)
+        input_ids, attention_mask = padded_batch(SOURCES)
+        kwargs = dict(GEN, max_new_tokens=6)
+        longest = model.generate(input_ids, attention_mask=attention_mask, min_new_tokens=6, **kwargs)
+        assert longest.shape[1] == 1 + 6
+        assert not (longest[:, 1:] == 2).any(), "eos was suppressed until min_new_tokens"
+
+    def test_no_repeat_ngram_size_prevents_repeats(self, attention_type):
+        # Copying the start token's embedding everywhere makes an untrained model loop; the processor must stop it.
+        model = peaky_model(attention_type)
+        input_ids, attention_mask = padded_batch(SOURCES)
+        kwargs = dict(GEN, max_new_tokens=12, min_new_tokens=12)
+        free = model.generate(input_ids, attention_mask=attention_mask, **kwargs)
+        blocked = model.generate(input_ids, attention_mask=attention_mask, no_repeat_ngram_size=2, **kwargs)
+
+        def repeated_bigrams(row):
+            bigrams = list(zip(row[1:-1].tolist(), row[2:].tolist()))
+            return len(bigrams) - len(set(bigrams))
+
+        assert sum(repeated_bigrams(row) for row in free) > 0, "the check needs a model that repeats itself"
+        assert all(repeated_bigrams(row) == 0 for row in blocked)
+
+    def test_repetition_penalty_lowers_repeats(self, attention_type):
+        model = peaky_model(attention_type)
+        input_ids, attention_mask = padded_batch(SOURCES)
+        kwargs = dict(GEN, max_new_tokens=12, min_new_tokens=12)
+        free = model.generate(input_ids, attention_mask=attention_mask, **kwargs)
+        penalised = model.generate(input_ids, attention_mask=attention_mask, repetition_penalty=100.0, **kwargs)
+
+        def repeats(rows):
+            return sum(len(row) - len(set(row.tolist())) for row in rows[:, 1:])
+
+        assert repeats(penalised) < repeats(free)
+
+    def test_beam_search_options(self, attention_type):
+        model = peaky_model(attention_type)
+        input_ids, attention_mask = padded_batch(SOURCES)
+        out = model.generate(
+            input_ids,
+            attention_mask=attention_mask,
+            num_beams=4,
+            num_return_sequences=2,
+            length_penalty=0.6,
+            early_stopping=True,
+            output_scores=True,
+            return_dict_in_generate=True,
+            **GEN,
+        )
+        assert out.sequences.shape[0] == 2 * len(SOURCES)
+        scores = out.sequences_scores.view(len(SOURCES), 2)
+        assert (scores[:, 0] >= scores[:, 1]).all(), "hypotheses come best first"
+
+    def test_streamer_receives_exactly_the_generated_tokens(self, attention_type, word_tokenizer):
+        class Collector(BaseStreamer):
+            def __init__(self):
+                self.tokens = []
+
+            def put(self, value):
+                self.tokens.extend(value.flatten().tolist())
+
+            def end(self):
+                self.ended = True
+
+        model = peaky_model(attention_type)
+        collector = Collector()
+        input_ids = torch.tensor([SOURCES[0]])
+        out = model.generate(input_ids, streamer=collector, **GEN)
+        assert collector.tokens == out[0].tolist() and collector.ended
+
+    def test_text_streamer_prints_the_decoded_translation(self, attention_type, word_tokenizer, capsys):
+        from transformers import TextStreamer
+
+        model = peaky_model(attention_type)
+        input_ids = torch.tensor([SOURCES[0]])
+        out = model.generate(input_ids, streamer=TextStreamer(word_tokenizer, skip_special_tokens=True), **GEN)
+        printed = capsys.readouterr().out.strip()
+        assert printed == word_tokenizer.decode(out[0], skip_special_tokens=True).strip()
+
+    def test_generation_config_comes_from_the_model_config(self, model):
+        generation_config = GenerationConfig.from_model_config(model.config)
+        assert (generation_config.decoder_start_token_id, generation_config.eos_token_id) == (1, 2)
+        assert model.generation_config.pad_token_id == 0
+
+    def test_eos_ends_generation(self, attention_type):
+        model = peaky_model(attention_type)
+        input_ids, attention_mask = padded_batch(SOURCES)
+        free = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=8)
+        first_tokens = free[:, 1]
+        # Make the first predicted token of every row the eos token: generation must stop right after it.
+        forced = model.generate(
+            input_ids,
+            attention_mask=attention_mask,
+            max_new_tokens=8,
+            eos_token_id=first_tokens.tolist(),
+        )
+        assert forced.shape[1] == 2
+
+
+class TestInputErrors:
+    def test_token_id_outside_vocabulary(self, model):
+        input_ids, labels = random_batch()
+        input_ids[1, 2] = VOCAB_SIZE + 5
+        with pytest.raises(ValueError, match=rf"input_ids.*{VOCAB_SIZE + 5}.*vocab_size={VOCAB_SIZE}"):
+            model(input_ids=input_ids, labels=labels)
+        with pytest.raises(ValueError, match=rf"input_ids.*{VOCAB_SIZE + 5}"):
+            model.generate(input_ids, max_new_tokens=3)
+
+    def test_negative_decoder_input_id(self, model):
+        input_ids, labels = random_batch()
+        labels[0, 0] = -7
+        with pytest.raises(ValueError, match=r"decoder_input_ids.*-7"):
+            model(input_ids=input_ids, decoder_input_ids=labels)
+
+    def test_label_outside_vocabulary(self, model):
+        input_ids, labels = random_batch()
+        labels[0, 1] = VOCAB_SIZE
+        with pytest.raises(ValueError, match=rf"{VOCAB_SIZE}"):
+            model(input_ids=input_ids, labels=labels)
+
+    def test_float_token_ids(self, model):
+        input_ids, labels = random_batch()
+        with pytest.raises(ValueError, match="integer token ids"):
+            model(input_ids=input_ids.float(), labels=labels)
+
+    def test_attention_mask_shape_mismatch(self, model):
+        input_ids, labels = random_batch()
+        with pytest.raises(ValueError, match=r"attention_mask.*\(3, 6\).*\(3, 7\)"):
+            model(input_ids=input_ids, attention_mask=torch.ones((3, 6)), labels=labels)
+
+    def test_training_forward_needs_decoder_inputs_or_labels(self, model):
+        input_ids, _ = random_batch()
+        with pytest.raises(ValueError, match="labels.*decoder_input_ids"):
+            model(input_ids=input_ids)
+
+    def test_non_finite_encoder_outputs(self, model):
+        input_ids, labels = random_batch()
+        encoder_outputs = model.get_encoder()(input_ids)
+        encoder_outputs.last_hidden_state[0, 1, 0] = float("nan")
+        with pytest.raises(ValueError, match="NaN or inf"):
+            model(encoder_outputs=encoder_outputs, labels=labels)
+
+
+class TestWeights:
+    def test_tied_output_layer_is_the_decoder_embedding(self):
+        model = tiny_model(tie_word_embeddings=True)
+        assert model.lm_head.weight is model.model.decoder.embed_tokens.weight
+        untied = tiny_model(tie_word_embeddings=False)
+        assert untied.lm_head.weight is not untied.model.decoder.embed_tokens.weight
+
+    def test_shared_embeddings(self):
+        shared = tiny_model(share_embeddings=True)
+        assert shared.model.encoder.embed_tokens.weight is shared.model.decoder.embed_tokens.weight
+        separate = tiny_model(share_embeddings=False)
+        assert separate.model.encoder.embed_tokens.weight is not separate.model.decoder.embed_tokens.weight
+
+    @pytest.mark.parametrize("tie,share", [(True, True), (True, False), (False, True), (False, False)])
+    def test_saved_file_holds_each_tied_weight_once(self, tmp_path, tie, share):
+        from safetensors import safe_open
+
+        model = tiny_model(tie_word_embeddings=tie, share_embeddings=share)
+        model.save_pretrained(tmp_path)
+        with safe_open(tmp_path / "model.safetensors", "pt") as f:
+            keys = set(f.keys())
+        assert ("lm_head.weight" in keys) == (not tie)
+        assert ("model.encoder.embed_tokens.weight" in keys) == (not share)
+        reloaded = SimpleS2SForConditionalGeneration.from_pretrained(tmp_path)
+        assert (reloaded.lm_head.weight is reloaded.model.decoder.embed_tokens.weight) == tie
+        for name, tensor in model.state_dict().items():
+            torch.testing.assert_close(reloaded.state_dict()[name], tensor, msg=name)
+
+    def test_init_weights_covers_the_gru_and_every_linear(self):
+        model = tiny_model(initializer_range=0.05)
+        for name, param in model.named_parameters():
+            if "bias" in name:
+                assert (param == 0).all(), name
+            else:
+                assert param.abs().max() <= 0.05 and param.std() > 0, name
+        assert (model.model.encoder.embed_tokens.weight[0] == 0).all(), "pad embedding starts at zero"
+
+    def test_weights_missing_from_a_checkpoint_are_initialised_not_garbage(self, tmp_path):
+        torch.manual_seed(0)
+        base = SimpleS2SModel(tiny_config(tie_word_embeddings=False, initializer_range=0.05))
+        base.save_pretrained(tmp_path)
+        model = SimpleS2SForConditionalGeneration.from_pretrained(tmp_path)  # lm_head is not in the file
+        torch.testing.assert_close(model.model.decoder.gru.weight_hh_l0, base.decoder.gru.weight_hh_l0)
+        assert model.lm_head.weight.abs().max() <= 0.05 and (model.lm_head.bias == 0).all()
+
+
+@pytest.mark.parametrize("attention_type", ATTENTION_TYPES)
+def test_unidirectional_and_single_layer_variants_decode_consistently(attention_type):
+    model = peaky_model(attention_type, bidirectional_encoder=False, encoder_layers=1, decoder_layers=1)
+    input_ids, attention_mask = padded_batch(SOURCES, side="left")
+    with_cache = model.generate(input_ids, attention_mask=attention_mask, num_beams=2, **GEN)
+    without = model.generate(input_ids, attention_mask=attention_mask, num_beams=2, use_cache=False, **GEN)
+    assert torch.equal(with_cache, without)
+    assert model.model.encoder.gru.bidirectional is False
+
+
+@pytest.mark.parametrize("shape", [(2, 0), (0, 5), (5,)])
+def test_empty_or_flat_source_is_refused(shape):
+    model = tiny_model()
+    with pytest.raises(ValueError, match=rf"input_ids.*{re.escape(str(shape))}"):
+        model.generate(torch.full(shape, 5, dtype=torch.long), max_new_tokens=3)
+
+
+@pytest.mark.parametrize("tie,share", [(True, True), (True, False), (False, True), (False, False)])
+def test_resize_token_embeddings_resizes_every_vocabulary_matrix(tie, share):
+    model = tiny_model(tie_word_embeddings=tie, share_embeddings=share)
+    old_decoder_rows = model.model.decoder.embed_tokens.weight[:VOCAB_SIZE].clone()
+    model.resize_token_embeddings(VOCAB_SIZE + 8)
+    decoder_embedding = model.model.decoder.embed_tokens.weight
+    for matrix in (model.model.encoder.embed_tokens.weight, decoder_embedding, model.lm_head.weight):
+        assert matrix.shape[0] == VOCAB_SIZE + 8
+    assert model.lm_head.bias.shape == (VOCAB_SIZE + 8,)
+    assert model.config.vocab_size == VOCAB_SIZE + 8
+    assert (model.lm_head.weight is decoder_embedding) == tie
+    assert (model.model.encoder.embed_tokens.weight is decoder_embedding) == share
+    torch.testing.assert_close(decoder_embedding[:VOCAB_SIZE], old_decoder_rows)
+    new_token = VOCAB_SIZE + 3
+    out = model(input_ids=torch.tensor([[new_token, 5, 2]]), labels=torch.tensor([[new_token, 2]]))
+    assert out.logits.shape[-1] == VOCAB_SIZE + 8 and torch.isfinite(out.loss)

@@ -1,0 +1,173 @@
+"""Saving is crash-safe and loading refuses damaged folders with an error naming the file.
+
+A crash while the files are written leaves the previous save loadable; a crash while they are moved in leaves a
+marker that makes `from_pretrained` refuse the folder; a truncated or corrupted `model.safetensors` and a
+`config.json` with wrong types are refused naming the file."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import transformers.modeling_utils
+from conftest import tiny_model
+from reversal_task import build_tokenizer
+from save_loop import LARGER
+from transformers import AutoModelForSeq2SeqLM
+
+from hf_simple_s2s import SimpleS2SForConditionalGeneration, modeling_simple_s2s
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def assert_same_weights(loaded, expected) -> None:
+    expected_weights = expected.state_dict()
+    for name, value in loaded.state_dict().items():
+        assert torch.equal(value, expected_weights[name]), name
+
+
+@pytest.fixture
+def saved_folder(tmp_path) -> Path:
+    """A folder holding model 0, its tokenizer and a file of the user's."""
+    folder = tmp_path / "model"
+    tiny_model(seed=0).save_pretrained(folder)
+    build_tokenizer().save_pretrained(folder)
+    (folder / "notes.txt").write_text("mine")
+    return folder
+
+
+def test_crash_while_writing_keeps_the_previous_save(saved_folder, monkeypatch):
+    real_writer = transformers.modeling_utils.safe_save_file
+
+    def write_half_then_crash(tensors, filename, metadata=None):
+        real_writer(tensors, filename, metadata=metadata)
+        Path(filename).write_bytes(Path(filename).read_bytes()[: os.path.getsize(filename) // 2])
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(transformers.modeling_utils, "safe_save_file", write_half_then_crash)
+    with pytest.raises(OSError, match="No space left"):
+        tiny_model(seed=1).save_pretrained(saved_folder)
+
+    assert_same_weights(SimpleS2SForConditionalGeneration.from_pretrained(saved_folder), tiny_model(seed=0))
+    assert (saved_folder / "notes.txt").read_text() == "mine" and (saved_folder / "tokenizer.json").is_file()
+    assert not [name for name in os.listdir(saved_folder) if name.startswith(".")]  # no staging folder left
+
+
+def test_crash_while_moving_files_in_is_refused_then_repaired_by_saving_again(saved_folder, monkeypatch):
+    real_replace, calls = os.replace, []
+
+    def replace_once_then_crash(source, destination):
+        calls.append(destination)
+        if len(calls) > 1:
+            raise KeyboardInterrupt  # the process stops between two files
+        real_replace(source, destination)
+
+    monkeypatch.setattr(modeling_simple_s2s.os, "replace", replace_once_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        tiny_model(seed=1).save_pretrained(saved_folder)
+    monkeypatch.undo()
+
+    with pytest.raises(OSError, match="cut off while being saved"):
+        SimpleS2SForConditionalGeneration.from_pretrained(saved_folder)
+    with pytest.raises(OSError, match="cut off while being saved"):
+        AutoModelForSeq2SeqLM.from_pretrained(saved_folder)
+    tiny_model(seed=1).save_pretrained(saved_folder)
+    assert_same_weights(SimpleS2SForConditionalGeneration.from_pretrained(saved_folder), tiny_model(seed=1))
+
+
+def test_resaving_with_other_sharding_removes_stale_shards_and_keeps_other_files(saved_folder):
+    tiny_model(seed=1).save_pretrained(saved_folder, max_shard_size="20KB")
+    assert (saved_folder / "model.safetensors.index.json").is_file() and not (
+        saved_folder / "model.safetensors"
+    ).exists()
+    assert_same_weights(SimpleS2SForConditionalGeneration.from_pretrained(saved_folder), tiny_model(seed=1))
+    tiny_model(seed=2).save_pretrained(saved_folder)
+    assert sorted(name for name in os.listdir(saved_folder) if "safetensors" in name) == ["model.safetensors"]
+    assert_same_weights(SimpleS2SForConditionalGeneration.from_pretrained(saved_folder), tiny_model(seed=2))
+    assert (saved_folder / "notes.txt").read_text() == "mine"
+
+
+def truncate(path: Path, keep: float) -> None:
+    path.write_bytes(path.read_bytes()[: int(path.stat().st_size * keep)])
+
+
+def flip_bytes_in_the_tensor_data(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-64:-32] = bytes(byte ^ 0xFF for byte in data[-64:-32])
+    path.write_bytes(bytes(data))
+
+
+def edit_config(path: Path, **values) -> None:
+    path.write_text(json.dumps({**json.loads(path.read_text()), **values}))
+
+
+DAMAGE = {
+    "weights_truncated_in_half": ("model.safetensors", lambda p: truncate(p, 0.5)),
+    "weights_missing_last_byte": ("model.safetensors", lambda p: truncate(p, 1 - 1 / p.stat().st_size)),
+    "weights_empty": ("model.safetensors", lambda p: p.write_bytes(b"")),
+    "weights_bits_flipped": ("model.safetensors", flip_bytes_in_the_tensor_data),
+    "weights_header_garbage": ("model.safetensors", lambda p: p.write_bytes(b"\x10\x00" + p.read_bytes()[2:])),
+    "weights_deleted": ("model.safetensors", lambda p: p.unlink()),
+    "config_string_for_int": ("config.json", lambda p: edit_config(p, hidden_size="16")),
+    "config_float_for_int": ("config.json", lambda p: edit_config(p, vocab_size=40.5)),
+    "config_int_for_string": ("config.json", lambda p: edit_config(p, attention_type=3)),
+    "config_bad_value": ("config.json", lambda p: edit_config(p, attention_type="cosine")),
+    "config_truncated_json": ("config.json", lambda p: truncate(p, 0.5)),
+    "config_not_an_object": ("config.json", lambda p: p.write_text("[1, 2]")),
+}
+
+
+@pytest.mark.parametrize("file_name, damage", DAMAGE.values(), ids=DAMAGE.keys())
+def test_damaged_files_are_refused_naming_the_file(file_name, damage, saved_folder):
+    damage(saved_folder / file_name)
+    with pytest.raises(ValueError) as error:
+        SimpleS2SForConditionalGeneration.from_pretrained(saved_folder)
+    assert str(saved_folder / file_name) in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "damage", [lambda p: truncate(p, 0.5), flip_bytes_in_the_tensor_data], ids=["truncated", "flipped"]
+)
+def test_damaged_weights_are_refused_through_auto_classes(damage, saved_folder):
+    damage(saved_folder / "model.safetensors")
+    with pytest.raises(ValueError, match=str(saved_folder / "model.safetensors")):
+        AutoModelForSeq2SeqLM.from_pretrained(saved_folder)
+
+
+def test_config_with_wrong_types_is_refused_naming_the_file_through_auto_classes(saved_folder):
+    edit_config(saved_folder / "config.json", hidden_size="16")
+    with pytest.raises(ValueError, match="config.json"):
+        AutoModelForSeq2SeqLM.from_pretrained(saved_folder)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trial", range(5))
+def test_sigkill_while_saving_never_leaves_a_different_or_half_written_model(trial, tmp_path):
+    """A process saving two models alternately is SIGKILLed at a random moment: the folder then loads as exactly
+    one of the two, or is refused as cut off; it never loads as anything else."""
+    folder = tmp_path / "model"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen([sys.executable, str(REPO_ROOT / "tests" / "save_loop.py"), str(folder)], env=env)
+    deadline = time.monotonic() + 180
+    while not (folder / "READY").exists():
+        assert process.poll() is None and time.monotonic() < deadline, "the saving loop did not start"
+        time.sleep(0.05)
+    time.sleep(random.Random(trial).uniform(0.0, 1.5))
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+
+    candidates = [tiny_model(seed=seed, **LARGER) for seed in (0, 1)]
+    try:
+        loaded = SimpleS2SForConditionalGeneration.from_pretrained(folder)
+    except OSError as error:
+        assert "cut off while being saved" in str(error)
+        return
+    weights = loaded.state_dict()
+    matches = [all(torch.equal(weights[n], v) for n, v in c.state_dict().items()) for c in candidates]
+    assert sum(matches) == 1

@@ -1,0 +1,260 @@
+"""The main-job script end to end on a few hundred sentences, its arguments, its one-line errors, Ctrl-C and --resume."""
+
+import json
+import signal
+
+import pytest
+import torch
+from huggingface_hub import ModelCard
+from main_job_helpers import ENGLISH, GERMAN
+from safetensors.torch import load_file
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, Seq2SeqTrainer
+
+from hf_simple_s2s.data import MULTI30K_DIR, read_lines
+from hf_simple_s2s.train import MODEL_FIELDS, build_model, main, parse_arguments
+from hf_simple_s2s.translate import translate
+
+NUM_TRAIN = 240
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """A user's corpus in all three formats: train as a text pair, validation as TSV, test as JSON lines."""
+    folder = tmp_path_factory.mktemp("corpus")
+    (folder / "train.de").write_text("\n".join(read_lines(MULTI30K_DIR / "train.de.gz")[:NUM_TRAIN]) + "\n")
+    (folder / "train.en").write_text("\n".join(read_lines(MULTI30K_DIR / "train.en.gz")[:NUM_TRAIN]) + "\n")
+    (folder / "val.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in zip(GERMAN[:6], ENGLISH[:6], strict=True)))
+    records = [json.dumps({"de": s, "en": t}) for s, t in zip(GERMAN[6:12], ENGLISH[6:12], strict=True)]
+    (folder / "test.jsonl").write_text("\n".join(records) + "\n")
+    return folder
+
+
+def tiny_run_args(data_dir, output_dir, max_steps: int = 4) -> list[str]:
+    return [
+        f"--data_dir={data_dir}",
+        f"--output_dir={output_dir}",
+        "--vocab_size=200",
+        "--embedding_size=16",
+        "--hidden_size=16",
+        f"--max_steps={max_steps}",
+        "--eval_steps=2",
+        "--save_steps=2",
+        "--logging_steps=2",
+        "--per_device_train_batch_size=32",
+        "--max_target_length=10",
+        "--num_beams=2",
+        "--num_samples=2",
+        "--torch_threads=1",
+        "--disable_tqdm=true",
+    ]
+
+
+@pytest.fixture(scope="module", params=["untied", "tied"])
+def finished_run(data_dir, tmp_path_factory, request):
+    """A finished run; tied output embeddings (the full preset's) must survive loading the best checkpoint back."""
+    output_dir = tmp_path_factory.mktemp("run") / "model"
+    main([*tiny_run_args(data_dir, output_dir), f"--tie_word_embeddings={request.param == 'tied'}"])
+    return output_dir
+
+
+def test_run_writes_every_artefact(finished_run):
+    for name in (
+        "model.safetensors",
+        "config.json",
+        "configuration_simple_s2s.py",
+        "modeling_simple_s2s.py",
+        "generation_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "metrics.json",
+        "README.md",
+        "plots/attention_0.png",
+        "plots/attention_1.png",
+    ):
+        assert (finished_run / name).is_file(), name
+    assert list((finished_run / "runs").glob("*/events.out.tfevents.*")), "no TensorBoard log"
+    config = json.loads((finished_run / "config.json").read_text())
+    assert set(config["auto_map"]) == {"AutoConfig", "AutoModel", "AutoModelForSeq2SeqLM"}
+
+
+def test_metrics_hold_greedy_and_beam_scores_and_the_winner_is_the_generation_config(finished_run):
+    metrics = json.loads((finished_run / "metrics.json").read_text())
+    for split in ("validation", "test"):
+        assert set(metrics["scores"][split]) == {"greedy", "beam2"}
+        for scores in metrics["scores"][split].values():
+            assert set(scores) == {"bleu", "bleu_lowercase", "chrf"}
+            assert all(0 <= value <= 100 for value in scores.values())
+    validation = metrics["scores"]["validation"]
+    assert metrics["selected_decoding"] == max(validation, key=lambda decoding: validation[decoding]["bleu"])
+    generation = json.loads((finished_run / "generation_config.json").read_text())
+    assert generation.get("num_beams", 1) == (2 if metrics["selected_decoding"] == "beam2" else 1)
+    assert generation["max_length"] == 10 and generation["decoder_start_token_id"] == 1
+    assert metrics["dataset_sizes"] == {"train": NUM_TRAIN, "validation": 6, "test": 6}
+
+
+def test_the_saved_model_is_the_checkpoint_with_the_best_validation_bleu(finished_run):
+    metrics = json.loads((finished_run / "metrics.json").read_text())
+    state = json.loads((finished_run / "checkpoint-4" / "trainer_state.json").read_text())
+    evaluations = [entry for entry in state["log_history"] if "eval_bleu" in entry]
+    assert [entry["step"] for entry in evaluations] == [2, 4]
+    best = max(evaluations, key=lambda entry: entry["eval_bleu"])  # the first of equals, as the Trainer keeps it
+    assert metrics["best_checkpoint"].endswith(f"checkpoint-{best['step']}")
+    saved = load_file(finished_run / "model.safetensors")
+    best_weights = load_file(finished_run / f"checkpoint-{best['step']}" / "model.safetensors")
+    assert saved.keys() == best_weights.keys()
+    for name, tensor in saved.items():
+        torch.testing.assert_close(tensor, best_weights[name], rtol=0, atol=0)
+
+
+def test_model_card_metadata_holds_the_test_scores(finished_run):
+    metrics = json.loads((finished_run / "metrics.json").read_text())
+    card = ModelCard.load(finished_run / "README.md")
+    selected = metrics["scores"]["test"][metrics["selected_decoding"]]
+    values = {result.metric_name: result.metric_value for result in card.data.eval_results}
+    assert values["BLEU (sacreBLEU, cased)"] == round(selected["bleu"], 2)
+    assert values["chrF"] == round(selected["chrf"], 2)
+    assert "![attention](plots/attention_0.png)" in card.text
+
+
+def test_saved_model_reloads_with_auto_classes_and_translates_as_during_the_run(finished_run):
+    metrics = json.loads((finished_run / "metrics.json").read_text())
+    tokenizer = AutoTokenizer.from_pretrained(finished_run)
+    model = AutoModelForSeq2SeqLM.from_pretrained(finished_run).eval()
+    sources = [sample["source"] for sample in metrics["samples"]]
+    assert sources == GERMAN[6:8]
+    assert translate(sources, model, tokenizer) == [sample["translation"] for sample in metrics["samples"]]
+
+
+def test_presets_fill_in_what_the_command_line_and_file_leave_out(tmp_path):
+    job_args, training_args = parse_arguments([])
+    assert (job_args.preset, job_args.vocab_size, job_args.attention_type) == ("tiny", 2000, "luong_general")
+    assert training_args.predict_with_generate and training_args.load_best_model_at_end
+    assert training_args.metric_for_best_model == "bleu" and training_args.label_smoothing_factor == 0.1
+
+    argument_file = tmp_path / "run.yaml"
+    argument_file.write_text("preset: full\nhidden_size: 64\nlearning_rate: 0.0005\n")
+    job_args, training_args = parse_arguments([str(argument_file), "--hidden_size", "32"])
+    assert (job_args.preset, job_args.embedding_size, job_args.hidden_size) == ("full", 256, 32)
+    assert training_args.learning_rate == 0.0005 and training_args.num_train_epochs == 15
+
+    json_file = tmp_path / "run.json"
+    json_file.write_text(json.dumps({"num_beams": 3}))
+    assert parse_arguments([str(json_file)])[0].num_beams == 3
+
+
+def test_full_preset_has_the_baseline_layer_sizes():
+    job_args, _ = parse_arguments(["--preset", "full"])
+    assert (job_args.embedding_size, job_args.hidden_size, job_args.attention_type) == (256, 512, "bahdanau")
+    with torch.device("meta"):
+        model = build_model(job_args, vocab_size=job_args.vocab_size)
+    assert model.config.bidirectional_encoder and model.config.tie_word_embeddings
+    assert 10_000_000 < model.num_parameters() < 25_000_000
+
+
+def test_coverage_and_scheduled_sampling_reach_the_model_and_the_trainer(data_dir, tmp_path):
+    options = [
+        "--coverage=true",
+        "--coverage_loss_weight=0.5",
+        "--scheduled_sampling=linear",
+        "--scheduled_sampling_k=8",
+    ]
+    job_args, _ = parse_arguments(options)
+    config = build_model(job_args, vocab_size=100).config
+    assert (config.coverage, config.coverage_loss_weight) == (True, 0.5)
+    assert (config.scheduled_sampling, config.scheduled_sampling_k) == ("linear", 8.0)
+    assert build_model(job_args, vocab_size=100, label_smoothing=0.1).config.label_smoothing == 0.1
+
+    output_dir = tmp_path / "model"
+    main([*tiny_run_args(data_dir, output_dir), *options])
+    saved = AutoModelForSeq2SeqLM.from_pretrained(output_dir)
+    assert saved.config.coverage and saved.config.scheduled_sampling == "linear"
+    assert saved.config.label_smoothing == 0.1, "the preset's label_smoothing_factor, applied by the model"
+    state = json.loads((output_dir / "checkpoint-4" / "trainer_state.json").read_text())
+    ratios = [entry["teacher_forcing_ratio"] for entry in state["log_history"] if "teacher_forcing_ratio" in entry]
+    assert ratios and ratios == sorted(ratios, reverse=True) and ratios[-1] < 1.0
+
+
+def run_expecting_error(argv, capsys) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("simple-s2s-train: error: ") and error.count("\n") == 1, error
+    return error
+
+
+def test_unknown_preset_argument_and_file_key_get_one_line_errors(tmp_path, capsys):
+    assert "unknown preset 'huge'" in run_expecting_error(["--preset", "huge"], capsys)
+    assert "unknown argument '--hidden_sise'" in run_expecting_error(["--hidden_sise", "4"], capsys)
+    assert "invalid choice: 'dot'" in run_expecting_error(["--attention_type", "dot"], capsys)
+    argument_file = tmp_path / "run.yaml"
+    argument_file.write_text("hidden_sise: 4\n")
+    assert "unknown argument 'hidden_sise' in the argument file" in run_expecting_error([str(argument_file)], capsys)
+
+
+def test_data_errors_name_the_file(tmp_path, capsys):
+    (tmp_path / "train.de").write_text("a\nb\n")
+    (tmp_path / "train.en").write_text("A\n")
+    error = run_expecting_error([f"--data_dir={tmp_path}", f"--output_dir={tmp_path / 'out'}"], capsys)
+    assert "train.de has 2 lines but" in error and "train.en has 1" in error
+    error = run_expecting_error([f"--data_dir={tmp_path / 'nowhere'}", f"--output_dir={tmp_path / 'out'}"], capsys)
+    assert f"data folder not found: {tmp_path / 'nowhere'}" in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_output_dir_holding_something_else_is_refused(tmp_path, capsys):
+    other_run = tmp_path / "other"
+    other_run.mkdir()
+    job_args, _ = parse_arguments([])
+    fingerprint = {name: getattr(job_args, name) for name in MODEL_FIELDS} | {"hidden_size": 999}
+    (other_run / "run_args.json").write_text(json.dumps({"model": fingerprint}))
+    error = run_expecting_error([f"--output_dir={other_run}"], capsys)
+    assert f"{other_run} already holds a different model (hidden_size=999 there, 128 here)" in error
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "config.json").write_text("{}")
+    assert "is not empty and holds no run of this script" in run_expecting_error([f"--output_dir={foreign}"], capsys)
+    assert (foreign / "config.json").read_text() == "{}"
+
+
+def test_ctrl_c_keeps_a_checkpoint_and_resume_continues_it(data_dir, tmp_path, monkeypatch, capsys):
+    output_dir = tmp_path / "model"
+    original_training_step = Seq2SeqTrainer.training_step
+    steps_run = []
+
+    def training_step(self, *args, **kwargs):
+        steps_run.append(self.state.global_step)
+        if interrupt_at_step is not None and self.state.global_step == interrupt_at_step:
+            signal.raise_signal(signal.SIGINT)  # as if the user pressed Ctrl-C during this step
+        return original_training_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(Seq2SeqTrainer, "training_step", training_step)
+    interrupt_at_step = 2  # the third step
+    with pytest.raises(SystemExit) as exit_info:
+        main(tiny_run_args(data_dir, output_dir, max_steps=6))
+    assert exit_info.value.code == 130
+    assert steps_run == [0, 1, 2]
+    checkpoint = output_dir / "checkpoint-3"
+    assert json.loads((checkpoint / "trainer_state.json").read_text())["global_step"] == 3
+    assert not (output_dir / "model.safetensors").exists()  # the run did not finish
+    assert "--resume" in capsys.readouterr().err
+
+    error = run_expecting_error(tiny_run_args(data_dir, output_dir, max_steps=6), capsys)
+    assert "already holds this run; pass --resume" in error
+
+    steps_run.clear()
+    interrupt_at_step = None
+    main([*tiny_run_args(data_dir, output_dir, max_steps=6), "--resume"])
+    assert steps_run == [3, 4, 5]  # continued, not restarted
+    assert (output_dir / "model.safetensors").is_file()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.slow
+def test_tiny_preset_learns_to_translate(tmp_path):
+    """The default preset on all of Multi30k (several minutes): `pytest -m slow tests/test_train_multi30k.py`."""
+    main([f"--output_dir={tmp_path / 'tiny'}", "--disable_tqdm=true"])
+    metrics = json.loads((tmp_path / "tiny" / "metrics.json").read_text())
+    assert metrics["scores"]["test"]["greedy"]["bleu"] > 10
+    assert metrics["scores"]["test"][metrics["selected_decoding"]]["bleu_lowercase"] > 10
