@@ -733,6 +733,22 @@ class SimpleS2SForConditionalGeneration(SimpleS2SPreTrainedModel, GenerationMixi
         )
         return output if return_dict else output.to_tuple()
 
+    def prepare_inputs_for_generation(
+        self,
+        decoder_input_ids: torch.LongTensor,
+        next_sequence_length: int | None = None,
+        cache: SimpleS2SCache | None = None,
+        is_first_iteration: bool | None = False,
+        **kwargs,
+    ) -> dict:
+        # Called by generate() at every step. The default also builds position ids, 4-D masks and key/value-cache
+        # slices (none of which this model has) and, for a model loaded as remote code, inspects `forward`'s
+        # signature each time; here only the tokens not fed yet are cut off, the rest goes to `forward` unchanged.
+        if next_sequence_length is not None:
+            decoder_input_ids = decoder_input_ids[:, -next_sequence_length:]  # (batch, 1) with a cache
+        kwargs.pop("labels", None)
+        return {"decoder_input_ids": decoder_input_ids, "cache": cache, **kwargs}
+
     def _reorder_cache(self, cache: SimpleS2SCache, beam_idx: torch.LongTensor) -> SimpleS2SCache:
         # Called by beam search after each step: the hypotheses kept may come from other beams of the same source.
         return cache.reorder(beam_idx)

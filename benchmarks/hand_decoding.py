@@ -1,0 +1,79 @@
+"""The floor for `generate()`: greedy and beam search written by hand over the model's own modules.
+
+No generation machinery (no logits processors, stopping criteria or finished-hypothesis bookkeeping): EOS is
+banned so every sequence runs the full length, and the decoder is called directly with its recurrent cache.
+Given the same EOS ban, `generate()` must pick exactly these tokens; the benchmark and the tests check that.
+"""
+
+import torch
+
+from hf_simple_s2s import SimpleS2SForConditionalGeneration
+
+
+@torch.no_grad()
+def hand_greedy(
+    model: SimpleS2SForConditionalGeneration, input_ids: torch.Tensor, attention_mask: torch.Tensor, new_tokens: int
+) -> torch.Tensor:
+    """Returns `(batch, new_tokens)` greedy tokens, never EOS."""
+    config = model.config
+    encoder_outputs = model.get_encoder()(input_ids, attention_mask=attention_mask, return_dict=True)
+    next_tokens = input_ids.new_full((input_ids.shape[0], 1), config.decoder_start_token_id)  # (batch, 1)
+    cache, tokens = None, []
+    for _ in range(new_tokens):
+        output_vectors, cache, _, _ = model.model.decoder(
+            next_tokens,
+            encoder_hidden_states=encoder_outputs.last_hidden_state,
+            final_hidden_state=encoder_outputs.final_hidden_state,
+            attention_mask=attention_mask,
+            cache=cache,
+        )
+        logits = model.lm_head(output_vectors[:, -1])  # (batch, vocab)
+        logits[:, config.eos_token_id] = -float("inf")
+        next_tokens = logits.argmax(dim=-1, keepdim=True)  # (batch, 1)
+        tokens.append(next_tokens)
+    return torch.cat(tokens, dim=1)
+
+
+@torch.no_grad()
+def hand_beam_search(
+    model: SimpleS2SForConditionalGeneration,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    new_tokens: int,
+    num_beams: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Returns the best of `num_beams` hypotheses, never EOS, `(batch, new_tokens)`, and its summed log-probability
+    `(batch,)`. (Two hypotheses can tie exactly; `generate()` may then pick the other one.)"""
+    config = model.config
+    batch_size = input_ids.shape[0]
+    encoder_outputs = model.get_encoder()(input_ids, attention_mask=attention_mask, return_dict=True)
+    encoder_hidden_states = encoder_outputs.last_hidden_state.repeat_interleave(num_beams, dim=0)
+    final_hidden_state = encoder_outputs.final_hidden_state.repeat_interleave(num_beams, dim=0)
+    beam_mask = attention_mask.repeat_interleave(num_beams, dim=0)  # (batch * beams, src_len)
+
+    # Only the first beam of each source is live at the start, so the first step does not pick one token 5 times.
+    beam_scores = torch.zeros(batch_size, num_beams, device=input_ids.device)
+    beam_scores[:, 1:] = -1e9
+    next_tokens = input_ids.new_full((batch_size * num_beams, 1), config.decoder_start_token_id)
+    sequences = input_ids.new_zeros(batch_size, num_beams, 0)
+    batch_offsets = torch.arange(batch_size, device=input_ids.device).unsqueeze(1) * num_beams  # (batch, 1)
+    cache = None
+    for _ in range(new_tokens):
+        output_vectors, cache, _, _ = model.model.decoder(
+            next_tokens,
+            encoder_hidden_states=encoder_hidden_states,
+            final_hidden_state=final_hidden_state,
+            attention_mask=beam_mask,
+            cache=cache,
+        )
+        log_probs = torch.log_softmax(model.lm_head(output_vectors[:, -1]), dim=-1)  # (batch * beams, vocab)
+        log_probs[:, config.eos_token_id] = -float("inf")
+        vocab_size = log_probs.shape[-1]
+        scores = (log_probs.view(batch_size, num_beams, vocab_size) + beam_scores.unsqueeze(-1)).view(batch_size, -1)
+        beam_scores, flat_indices = scores.topk(num_beams, dim=-1)  # (batch, beams)
+        source_beams, tokens = flat_indices // vocab_size, flat_indices % vocab_size
+        kept_prefixes = sequences.gather(1, source_beams.unsqueeze(-1).expand_as(sequences))
+        sequences = torch.cat([kept_prefixes, tokens.unsqueeze(-1)], dim=-1)  # (batch, beams, step + 1)
+        cache = cache.reorder((source_beams + batch_offsets).view(-1))
+        next_tokens = tokens.view(-1, 1)
+    return sequences[:, 0], beam_scores[:, 0]  # topk sorts, so beam 0 is the best
