@@ -96,3 +96,29 @@ def decode_step_by_step(model, input_ids, attention_mask, decoder_input_ids):
         cache = out.cache
         step_logits.append(out.logits)
     return torch.cat(step_logits, dim=1), cache
+
+
+def assert_beam_scores_match_rescoring(model, input_ids, attention_mask, num_beams=4, **generate_kwargs):
+    """Beam search's final scores must equal a teacher-forced re-scoring of the returned sequences: they would not
+    if a beam continued from another hypothesis' cache after reordering."""
+    out = model.generate(
+        input_ids,
+        attention_mask=attention_mask,
+        num_beams=num_beams,
+        num_return_sequences=num_beams,
+        length_penalty=0.0,
+        output_scores=True,
+        return_dict_in_generate=True,
+        **generate_kwargs,
+    )
+    sequences = out.sequences  # (batch * beams, len), starting with the decoder start token
+    logits = model(
+        input_ids=input_ids.repeat_interleave(num_beams, dim=0),
+        attention_mask=attention_mask.repeat_interleave(num_beams, dim=0),
+        decoder_input_ids=sequences[:, :-1],
+    ).logits
+    token_logprobs = logits.log_softmax(-1).gather(-1, sequences[:, 1:, None]).squeeze(-1)
+    eos = model.config.eos_token_id
+    after_eos = (sequences[:, 1:-1] == eos).cumsum(-1) > 0  # positions after an emitted eos are padding
+    token_logprobs[:, 1:][after_eos] = 0.0
+    torch.testing.assert_close(token_logprobs.sum(-1), out.sequences_scores, atol=1e-4, rtol=1e-4)

@@ -2,7 +2,15 @@
 
 import pytest
 import torch
-from conftest import ATTENTION_TYPES, VOCAB_SIZE, decode_step_by_step, padded_batch, tiny_config, tiny_model
+from conftest import (
+    ATTENTION_TYPES,
+    VOCAB_SIZE,
+    assert_beam_scores_match_rescoring,
+    decode_step_by_step,
+    padded_batch,
+    tiny_config,
+    tiny_model,
+)
 
 from hf_simple_s2s import SimpleS2SForConditionalGeneration
 from hf_simple_s2s.modeling_simple_s2s import coverage_loss
@@ -93,26 +101,7 @@ def test_beam_search_reorders_the_coverage(attention_type):
     another hypothesis' coverage after reordering."""
     model = coverage_model(attention_type)
     input_ids, attention_mask = padded_batch(SOURCES[:2])
-    out = model.generate(
-        input_ids,
-        attention_mask=attention_mask,
-        num_beams=4,
-        num_return_sequences=4,
-        length_penalty=0.0,
-        output_scores=True,
-        return_dict_in_generate=True,
-        **GEN,
-    )
-    sequences = out.sequences
-    logits = model(
-        input_ids=input_ids.repeat_interleave(4, dim=0),
-        attention_mask=attention_mask.repeat_interleave(4, dim=0),
-        decoder_input_ids=sequences[:, :-1],
-    ).logits
-    token_logprobs = logits.log_softmax(-1).gather(-1, sequences[:, 1:, None]).squeeze(-1)
-    after_eos = (sequences[:, 1:-1] == 2).cumsum(-1) > 0
-    token_logprobs[:, 1:][after_eos] = 0.0
-    torch.testing.assert_close(token_logprobs.sum(-1), out.sequences_scores, atol=1e-4, rtol=1e-4)
+    assert_beam_scores_match_rescoring(model, input_ids, attention_mask, **GEN)
 
 
 def test_reorder_moves_coverage_with_the_state():
