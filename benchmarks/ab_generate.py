@@ -28,14 +28,15 @@ from benchmarks.common import (
     write_results,
 )
 
-MODEL_FILES = ("configuration_simple_s2s.py", "modeling_simple_s2s.py")
-
 
 def model_class_at_revision(revision: str) -> type:
     """Imports the model files of `revision` as a separate package (without registering Auto classes)."""
     package_dir = Path(tempfile.mkdtemp()) / "simple_s2s_at_revision"
     package_dir.mkdir()
-    for name in MODEL_FILES:
+    listing = subprocess.run(
+        ["git", "ls-tree", "--name-only", f"{revision}:hf_simple_s2s"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    for name in [n for n in listing if n.endswith("_simple_s2s.py")]:  # the files that travel with the model
         source = subprocess.run(
             ["git", "show", f"{revision}:hf_simple_s2s/{name}"], capture_output=True, text=True, check=True
         ).stdout
