@@ -376,12 +376,12 @@ class SimpleS2SDecoder(nn.Module):
             else:  # each step's scores depend on the weights of the steps before it
                 contexts, weights = [], []
                 for t in range(input_ids.shape[1]):
-                    step = self.attention(
+                    step_context, step_weights = self.attention(
                         gru_outputs[:, t : t + 1], keys, encoder_hidden_states, padding_mask, coverage
                     )
-                    coverage = coverage + step[1]
-                    contexts.append(step[0])
-                    weights.append(step[1])
+                    coverage = coverage + step_weights
+                    contexts.append(step_context)
+                    weights.append(step_weights)
                 context = torch.cat(contexts, dim=1)  # (batch, tgt_len, enc_size)
                 attention_weights = torch.cat(weights, dim=1)  # (batch, tgt_len, src_len)
             features = torch.cat([gru_outputs, context], dim=-1)
@@ -438,8 +438,9 @@ class SimpleS2SPreTrainedModel(PreTrainedModel):
         kwargs["use_safetensors"] = True
         folder = os.path.join(os.fspath(pretrained_model_name_or_path or ""), kwargs.get("subfolder", ""))
         if pretrained_model_name_or_path is not None and os.path.isdir(folder):
-            if not any(name.endswith(".safetensors") for name in os.listdir(folder)):
-                pickled = sorted(name for name in os.listdir(folder) if name.endswith((".bin", ".pt", ".pth")))
+            names = os.listdir(folder)
+            if not any(name.endswith(".safetensors") for name in names):
+                pickled = sorted(name for name in names if name.endswith((".bin", ".pt", ".pth")))
                 if pickled:
                     raise OSError(
                         f"{folder} holds pickled weights only ({', '.join(pickled)}), no model.safetensors. "
@@ -700,7 +701,7 @@ class SimpleS2SForConditionalGeneration(SimpleS2SPreTrainedModel, GenerationMixi
             outputs, logits = self._forward_with_scheduled_sampling(decoder_input_ids, **model_kwargs)
         else:
             outputs = self.model(decoder_input_ids=decoder_input_ids, cache=cache, **model_kwargs)
-            logits = self.lm_head(self.model.decoder.dropout(outputs.last_hidden_state))  # (batch, tgt_len, vocab)
+            logits = self.output_logits(outputs.last_hidden_state)  # (batch, tgt_len, vocab)
 
         loss = None
         if labels is not None:
@@ -749,6 +750,10 @@ class SimpleS2SForConditionalGeneration(SimpleS2SPreTrainedModel, GenerationMixi
         kwargs.pop("labels", None)
         return {"decoder_input_ids": decoder_input_ids, "cache": cache, **kwargs}
 
+    def output_logits(self, output_vectors: torch.Tensor) -> torch.Tensor:
+        """The decoder's output vectors `(batch, tgt_len, emb)` -> vocabulary logits `(batch, tgt_len, vocab)`."""
+        return self.lm_head(self.model.decoder.dropout(output_vectors))
+
     def _reorder_cache(self, cache: SimpleS2SCache, beam_idx: torch.LongTensor) -> SimpleS2SCache:
         # Called by beam search after each step: the hypotheses kept may come from other beams of the same source.
         return cache.reorder(beam_idx)
@@ -769,7 +774,7 @@ class SimpleS2SForConditionalGeneration(SimpleS2SPreTrainedModel, GenerationMixi
         next_input = decoder_input_ids[:, :1]  # the start token, (batch, 1)
         for t in range(decoder_input_ids.shape[1]):
             out = self.model(decoder_input_ids=next_input, cache=cache, **{**model_kwargs, "use_cache": True})
-            logits = self.lm_head(self.model.decoder.dropout(out.last_hidden_state))  # (batch, 1, vocab)
+            logits = self.output_logits(out.last_hidden_state)  # (batch, 1, vocab)
             cache = out.cache
             steps.append(out)
             step_logits.append(logits)
