@@ -15,6 +15,9 @@ torch.set_num_threads(1)
 
 ATTENTION_TYPES = ["bahdanau", "luong_dot", "luong_general"]
 VOCAB_SIZE = 40
+# Token-id sources of different lengths (eos-terminated) and the generate() arguments the equivalence tests share.
+SOURCES = [[5, 9, 14, 22, 7, 2], [31, 12, 2], [8, 8, 19, 25, 2], [4, 2]]
+GEN = dict(max_new_tokens=8, pad_token_id=0, eos_token_id=2, decoder_start_token_id=1)
 
 
 def tiny_config(**overrides) -> SimpleS2SConfig:

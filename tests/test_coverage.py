@@ -4,6 +4,8 @@ import pytest
 import torch
 from conftest import (
     ATTENTION_TYPES,
+    GEN,
+    SOURCES,
     VOCAB_SIZE,
     assert_beam_scores_match_rescoring,
     decode_step_by_step,
@@ -14,9 +16,6 @@ from conftest import (
 
 from hf_simple_s2s import SimpleS2SForConditionalGeneration
 from hf_simple_s2s.modeling_simple_s2s import coverage_loss
-
-SOURCES = [[5, 9, 14, 22, 7, 2], [31, 12, 2], [8, 8, 19, 25, 2], [4, 2]]
-GEN = dict(max_new_tokens=8, pad_token_id=0, eos_token_id=2, decoder_start_token_id=1)
 
 
 def coverage_model(attention_type: str, **overrides) -> SimpleS2SForConditionalGeneration:

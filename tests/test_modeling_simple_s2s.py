@@ -6,6 +6,8 @@ import pytest
 import torch
 from conftest import (
     ATTENTION_TYPES,
+    GEN,
+    SOURCES,
     VOCAB_SIZE,
     assert_beam_scores_match_rescoring,
     decode_step_by_step,
@@ -18,9 +20,6 @@ from transformers import GenerationConfig
 from transformers.generation.streamers import BaseStreamer
 
 from hf_simple_s2s import SimpleS2SCache, SimpleS2SForConditionalGeneration, SimpleS2SModel
-
-SOURCES = [[5, 9, 14, 22, 7, 2], [31, 12, 2], [8, 8, 19, 25, 2], [4, 2]]
-GEN = dict(max_new_tokens=8, pad_token_id=0, eos_token_id=2, decoder_start_token_id=1)
 
 
 def peaky_model(attention_type: str, seed: int = 0, **overrides) -> SimpleS2SForConditionalGeneration:
