@@ -92,6 +92,10 @@ class MainJobArguments:
     torch_threads: int | None = field(
         default=None, metadata={"help": "CPU threads for torch (default: torch's choice, usually one per core)"}
     )
+    max_train_minutes: float | None = field(
+        default=None,
+        metadata={"help": "end training after this many minutes (evaluated and saved), then evaluate as usual"},
+    )
     resume: bool = field(default=False, metadata={"help": "continue from the last checkpoint in --output_dir"})
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "start over in an --output_dir that holds an earlier run of this script"}
@@ -291,6 +295,27 @@ class StopOnInterrupt(TrainerCallback):
             signal.signal(signal.SIGINT, self.previous_handler)
 
 
+class StopAfterTime(TrainerCallback):
+    """Ends training once `limit_s` seconds have passed, with an evaluation and a checkpoint at that step."""
+
+    clock = staticmethod(time.perf_counter)
+
+    def __init__(self, limit_s: float):
+        self.limit_s = limit_s
+        self.started = None
+        self.stopped_at_step = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = self.clock()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.clock() - self.started >= self.limit_s and state.global_step < state.max_steps:
+            self.stopped_at_step = state.global_step
+            control.should_evaluate = args.eval_strategy != "no"
+            control.should_save = True
+            control.should_training_stop = True
+
+
 def build_model(
     job_args: MainJobArguments, vocab_size: int, label_smoothing: float = 0.0
 ) -> SimpleS2SForConditionalGeneration:
@@ -410,6 +435,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def setup(argv: Sequence[str]):
     job_args, training_args = parse_arguments(argv)
+    if job_args.max_train_minutes is not None and not job_args.max_train_minutes > 0:
+        raise UsageError(f"--max_train_minutes must be > 0, got {job_args.max_train_minutes}")
     output_dir = Path(training_args.output_dir)
     resume_from = check_output_dir(output_dir, job_args)
     splits = load_parallel_corpus(job_args.data_dir, job_args.source_lang, job_args.target_lang)
@@ -462,6 +489,7 @@ def run(job_args: MainJobArguments, training_args: Seq2SeqTrainingArguments, spl
     model.generation_config = generation_config(model, job_args.max_target_length, 1)
     training_args.generation_max_length = job_args.max_target_length
     interrupt = StopOnInterrupt()
+    time_limit = StopAfterTime(60 * job_args.max_train_minutes) if job_args.max_train_minutes else None
     trainer = Seq2SeqTrainer(
         model=model,
         args=training_args,
@@ -470,7 +498,9 @@ def run(job_args: MainJobArguments, training_args: Seq2SeqTrainingArguments, spl
         data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
         processing_class=tokenizer,
         compute_metrics=compute_metrics_fn(tokenizer),
-        callbacks=[interrupt] + ([ScheduledSamplingCallback()] if job_args.scheduled_sampling != "none" else []),
+        callbacks=[interrupt]
+        + ([time_limit] if time_limit else [])
+        + ([ScheduledSamplingCallback()] if job_args.scheduled_sampling != "none" else []),
     )
     # The model smooths its own loss (config.label_smoothing): the Trainer's smoother would take the labels away
     # from the forward, and the coverage loss with them.
@@ -508,6 +538,8 @@ def run(job_args: MainJobArguments, training_args: Seq2SeqTrainingArguments, spl
         "train": train_result.metrics,
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "best_validation_bleu_during_training": trainer.state.best_metric,
+        "stopped_by_time_limit_at_step": time_limit.stopped_at_step if time_limit else None,
+        "planned_steps": trainer.state.max_steps,
         "wall_time_s": round(time.perf_counter() - started, 1),
         "dataset_sizes": {name: len(split) for name, split in splits.items()},
         "samples": samples,

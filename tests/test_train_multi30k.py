@@ -12,7 +12,7 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, Seq2SeqTrainer
 from transformers.integrations import is_tensorboard_available
 
 from hf_simple_s2s.data import MULTI30K_DIR, read_lines
-from hf_simple_s2s.train import MODEL_FIELDS, build_model, main, parse_arguments
+from hf_simple_s2s.train import MODEL_FIELDS, StopAfterTime, build_model, main, parse_arguments
 from hf_simple_s2s.translate import translate
 
 NUM_TRAIN = 240
@@ -176,6 +176,21 @@ def test_coverage_and_scheduled_sampling_reach_the_model_and_the_trainer(data_di
     assert ratios and ratios == sorted(ratios, reverse=True) and ratios[-1] < 1.0
 
 
+def record_training_steps(monkeypatch, before_step=None) -> list[int]:
+    """The global step at the start of every training step the Trainer runs from now on, in order."""
+    original_training_step = Seq2SeqTrainer.training_step
+    steps_run = []
+
+    def training_step(self, *args, **kwargs):
+        steps_run.append(self.state.global_step)
+        if before_step is not None:
+            before_step(self.state.global_step)
+        return original_training_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(Seq2SeqTrainer, "training_step", training_step)
+    return steps_run
+
+
 def run_expecting_error(argv, capsys) -> str:
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
@@ -222,17 +237,13 @@ def test_an_output_dir_holding_something_else_is_refused(tmp_path, capsys):
 
 def test_ctrl_c_keeps_a_checkpoint_and_resume_continues_it(data_dir, tmp_path, monkeypatch, capsys):
     output_dir = tmp_path / "model"
-    original_training_step = Seq2SeqTrainer.training_step
-    steps_run = []
-
-    def training_step(self, *args, **kwargs):
-        steps_run.append(self.state.global_step)
-        if interrupt_at_step is not None and self.state.global_step == interrupt_at_step:
-            signal.raise_signal(signal.SIGINT)  # as if the user pressed Ctrl-C during this step
-        return original_training_step(self, *args, **kwargs)
-
-    monkeypatch.setattr(Seq2SeqTrainer, "training_step", training_step)
     interrupt_at_step = 2  # the third step
+
+    def press_ctrl_c_during(step):
+        if step == interrupt_at_step:
+            signal.raise_signal(signal.SIGINT)  # as if the user pressed Ctrl-C during this step
+
+    steps_run = record_training_steps(monkeypatch, before_step=press_ctrl_c_during)
     with pytest.raises(SystemExit) as exit_info:
         main(tiny_run_args(data_dir, output_dir, max_steps=6))
     assert exit_info.value.code == 130
@@ -251,6 +262,22 @@ def test_ctrl_c_keeps_a_checkpoint_and_resume_continues_it(data_dir, tmp_path, m
     assert steps_run == [3, 4, 5]  # continued, not restarted
     assert (output_dir / "model.safetensors").is_file()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_max_train_minutes_ends_training_with_an_evaluated_checkpoint(data_dir, tmp_path, monkeypatch, capsys):
+    output_dir = tmp_path / "model"
+    steps_run = record_training_steps(monkeypatch)
+    monkeypatch.setattr(StopAfterTime, "clock", staticmethod(lambda: 20.0 * len(steps_run)))  # 20 s a step
+    main([*tiny_run_args(data_dir, output_dir, max_steps=7), "--max_train_minutes=1"])
+    assert steps_run == [0, 1, 2]  # the third step reaches 60 s
+    metrics = json.loads((output_dir / "metrics.json").read_text())
+    assert metrics["stopped_by_time_limit_at_step"] == 3 and metrics["planned_steps"] == 7
+    state = json.loads((output_dir / "checkpoint-3" / "trainer_state.json").read_text())
+    assert any("eval_bleu" in entry and entry["step"] == 3 for entry in state["log_history"])  # off eval_steps=2
+    assert (output_dir / "model.safetensors").is_file()
+
+    capsys.readouterr()
+    assert "--max_train_minutes must be > 0, got 0.0" in run_expecting_error(["--max_train_minutes=0"], capsys)
 
 
 @pytest.mark.slow
