@@ -77,7 +77,7 @@ def build_model(
 
 def random_ids(batch_size: int, length: int, vocab_size: int, device: str, seed: int = 0) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
-    ids = torch.randint(FIRST_ORDINARY_ID, vocab_size, (batch_size, length), generator=generator)
+    ids = torch.randint(FIRST_ORDINARY_ID, vocab_size, (batch_size, length), generator=generator, device="cpu")
     return ids.to(device)
 
 

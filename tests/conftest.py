@@ -38,6 +38,12 @@ def tiny_config(**overrides) -> SimpleS2SConfig:
     return SimpleS2SConfig(**values)
 
 
+def seeded_generator(seed: int) -> torch.Generator:
+    """A generator on torch's default device, so that the tests also run with CUDA as the default device
+    (`benchmarks/cuda_default_device.py`); on the CPU it draws what `torch.Generator().manual_seed(seed)` draws."""
+    return torch.Generator(device=torch.get_default_device()).manual_seed(seed)
+
+
 def tiny_model(seed: int = 0, **overrides) -> SimpleS2SForConditionalGeneration:
     torch.manual_seed(seed)
     return SimpleS2SForConditionalGeneration(tiny_config(**overrides)).eval()

@@ -3,7 +3,7 @@ from a model trained for a few seconds on sequence reversal."""
 
 import pytest
 import torch
-from conftest import padded_batch, tiny_config, tiny_model
+from conftest import padded_batch, seeded_generator, tiny_config, tiny_model
 
 from hf_simple_s2s import SimpleS2SForConditionalGeneration
 from hf_simple_s2s.alignment import alignment_matrix, argmax_alignment, cross_attention_of, word_alignments
@@ -63,7 +63,7 @@ def test_alignment_recovers_the_reversal_permutation():
         )
         model = SimpleS2SForConditionalGeneration(config)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-        generator = torch.Generator().manual_seed(0)
+        generator = seeded_generator(0)
         for _ in range(150):
             input_ids, attention_mask, labels, _ = reversal_batch(64, generator)
             loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
@@ -72,7 +72,7 @@ def test_alignment_recovers_the_reversal_permutation():
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
         model.eval()
-        input_ids, attention_mask, _, rows = reversal_batch(100, torch.Generator().manual_seed(5))
+        input_ids, attention_mask, _, rows = reversal_batch(100, seeded_generator(5))
         sequences = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=10)
         alignments = word_alignments(model, input_ids, attention_mask, sequences)
     finally:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import seeded_generator
 from transformers import GenerationMixin
 
 from benchmarks.bench_generate import check_same_tokens, generate_call
@@ -19,7 +20,7 @@ REPO_ROOT = Path(__file__).parent.parent
 
 def padded_batch(vocab_size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Four sources of length 7: left padding, right padding, none, and both sides."""
-    generator = torch.Generator().manual_seed(seed)
+    generator = seeded_generator(seed)
     input_ids = torch.randint(4, vocab_size, (4, 7), generator=generator)
     attention_mask = torch.ones_like(input_ids)
     attention_mask[0, :3] = 0

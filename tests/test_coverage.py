@@ -10,6 +10,7 @@ from conftest import (
     assert_beam_scores_match_rescoring,
     decode_step_by_step,
     padded_batch,
+    seeded_generator,
     tiny_config,
     tiny_model,
 )
@@ -28,7 +29,7 @@ def coverage_model(attention_type: str, **overrides) -> SimpleS2SForConditionalG
 
 
 def decoder_inputs(batch_size=3, tgt_len=6, seed=1):
-    generator = torch.Generator().manual_seed(seed)
+    generator = seeded_generator(seed)
     return torch.randint(4, VOCAB_SIZE, (batch_size, tgt_len), generator=generator)
 
 

@@ -12,6 +12,7 @@ from conftest import (
     assert_beam_scores_match_rescoring,
     decode_step_by_step,
     padded_batch,
+    seeded_generator,
     tiny_config,
     tiny_model,
 )
@@ -29,7 +30,7 @@ def peaky_model(attention_type: str, seed: int = 0, **overrides) -> SimpleS2SFor
 
 
 def random_batch(batch_size=3, src_len=7, tgt_len=5, seed=0):
-    generator = torch.Generator().manual_seed(seed)
+    generator = seeded_generator(seed)
     input_ids = torch.randint(4, VOCAB_SIZE, (batch_size, src_len), generator=generator)
     labels = torch.randint(4, VOCAB_SIZE, (batch_size, tgt_len), generator=generator)
     return input_ids, labels
@@ -171,7 +172,7 @@ class TestPadding:
 
     def test_all_padding_row_neither_crashes_nor_changes_other_rows(self, model):
         input_ids, attention_mask = padded_batch(SOURCES[:3])
-        labels = torch.randint(4, VOCAB_SIZE, (3, 4), generator=torch.Generator().manual_seed(1))
+        labels = torch.randint(4, VOCAB_SIZE, (3, 4), generator=seeded_generator(1))
         reference = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).logits
         empty_row = torch.zeros((1, input_ids.shape[1]), dtype=torch.long)
         out = model(

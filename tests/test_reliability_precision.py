@@ -3,7 +3,7 @@ margins leave room for the rounding; autocast training; `model.to(device)` and `
 
 import pytest
 import torch
-from conftest import tiny_model
+from conftest import seeded_generator, tiny_model
 from reversal_task import loss_curve, make_trainer
 
 from hf_simple_s2s import SimpleS2SForConditionalGeneration
@@ -20,7 +20,7 @@ def confident_model(attention_type: str, dtype: torch.dtype = torch.float32) -> 
 
 
 def source_batch(batch_size: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
+    generator = seeded_generator(seed)
     input_ids = torch.randint(4, 40, (batch_size, 9), generator=generator)
     attention_mask = torch.ones_like(input_ids)
     attention_mask[::2, :3] = 0  # half the rows left-padded

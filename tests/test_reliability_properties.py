@@ -5,7 +5,7 @@ import functools
 
 import pytest
 import torch
-from conftest import ATTENTION_TYPES, VOCAB_SIZE, padded_batch, tiny_model
+from conftest import ATTENTION_TYPES, VOCAB_SIZE, padded_batch, seeded_generator, tiny_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reversal_task import build_tokenizer
@@ -120,7 +120,7 @@ def test_fuzz_tensor_inputs_only_raise_value_errors(
     """
     model = cached_model(attention_type, True)
     shape = [batch_size, src_len, 2][:rank] if rank > 1 else [src_len]
-    generator = torch.Generator().manual_seed(sum(shape) * 1000 + id_range[0])
+    generator = seeded_generator(sum(shape) * 1000 + id_range[0])
     input_ids = torch.randint(*id_range, tuple(shape), generator=generator).to(dtype)
     mask = {
         "none": None,

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import VOCAB_SIZE, padded_batch, tiny_model
+from conftest import VOCAB_SIZE, padded_batch, seeded_generator, tiny_model
 from datasets import Dataset
 from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
 
@@ -14,7 +14,7 @@ SOURCES = [[5, 9, 14, 22, 7, 2], [31, 12, 2], [8, 8, 19, 25, 2]]
 
 def batch():
     input_ids, attention_mask = padded_batch(SOURCES)
-    labels = torch.randint(4, VOCAB_SIZE, (3, 6), generator=torch.Generator().manual_seed(3))
+    labels = torch.randint(4, VOCAB_SIZE, (3, 6), generator=seeded_generator(3))
     labels[1, 4:] = -100
     return dict(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
 
