@@ -61,6 +61,7 @@ def training_arguments(output_dir: str, setting, steps: int, device: str) -> Seq
         report_to="none",
         disable_tqdm=True,
         dataloader_num_workers=0,
+        dataloader_pin_memory=False,  # the batches are made on the device already
         use_cpu=device == "cpu",
         seed=0,
     )

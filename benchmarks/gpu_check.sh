@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # One GPU check, under 10 minutes on one H100-class GPU, every result under one folder:
-#   1. the environment (nvidia-smi, versions), 2. the test suite with CUDA as torch's default device,
-#   3. the speed and memory benchmarks on CUDA, 4. the full Multi30k training + evaluation.
+#   1. the environment (nvidia-smi, versions);
+#   2. the full Multi30k training + evaluation, as several variants of the `full` preset trained side by side on the
+#      one GPU (each step is too small to fill it), each stopped by --max_train_minutes; meanwhile the test suite
+#      runs with CUDA as torch's default device;
+#   3. once the GPU is free again, the speed and memory benchmarks on CUDA, in what is left of the budget.
 #
 #   bash benchmarks/gpu_check.sh [RESULTS_DIR]            # on a CUDA machine (default RESULTS_DIR: gpu_results/<date>)
 #   bash benchmarks/gpu_check.sh --dry-run [RESULTS_DIR]  # here, on CPU: same steps, tiny sizes (checks the script)
@@ -23,7 +26,9 @@ if [[ "${1:-}" == "--download-wheels" ]]; then MODE=download-wheels; shift; fi
 if [[ -x .venv/bin/python ]]; then PYTHON=${PYTHON:-.venv/bin/python}; else PYTHON=${PYTHON:-python3}; fi
 WHEELS=.whl
 # What the GPU image lacks or has too old (its torch, numpy, pyarrow, pandas, tokenizers... are used as they are).
-WHEEL_PINS=(transformers==5.24.0 datasets==5.2.0 evaluate==0.4.6 dill==0.4.1 multiprocess==0.70.19 huggingface_hub==1.33.0)
+WHEEL_PINS=(transformers==5.24.0 datasets==5.2.0 evaluate==0.4.6 dill==0.4.1 multiprocess==0.70.19)
+# datasets 5.2 asks for pyarrow>=24: carried apart, installed only where the machine's pyarrow is older.
+PYARROW_WHEELS=.whl-pyarrow PYARROW_PIN=pyarrow==24.0.0
 
 if [[ $MODE == download-wheels ]]; then
     mkdir -p "$WHEELS"
@@ -31,13 +36,25 @@ if [[ $MODE == download-wheels ]]; then
     "$PYTHON" -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
         --platform any -d "$WHEELS" "${WHEEL_PINS[@]}"
-    echo "wheels in $WHEELS/; carry it to the GPU machine (device run: carry [\".whl\"])"
+    grep -qx "/$PYARROW_WHEELS/" .git/info/exclude || echo "/$PYARROW_WHEELS/" >>.git/info/exclude
+    "$PYTHON" -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux_2_28_x86_64 -d "$PYARROW_WHEELS" "$PYARROW_PIN"
+    echo "wheels in $WHEELS/ and $PYARROW_WHEELS/; carry both to the GPU machine (device run: carry [\".whl\", \"$PYARROW_WHEELS\"])"
     exit 0
 fi
 
 SCRIPT_START=$(date +%s)
-if [[ $MODE == gpu ]]; then BUDGET_S=${BUDGET_S:-570} STEP_TIMEOUT_S=${STEP_TIMEOUT_S:-90}; fi
-BUDGET_S=${BUDGET_S:-3600} STEP_TIMEOUT_S=${STEP_TIMEOUT_S:-900}  # the dry run, on a slow shared CPU
+if [[ $MODE == gpu ]]; then
+    BUDGET_S=${BUDGET_S:-540} TRAIN_MINUTES=${TRAIN_MINUTES:-4.5}
+    # Variants of the full preset trained side by side (all <= 20.5M parameters); the first is the preset itself.
+    MULTI30K_VARIANTS=${MULTI30K_VARIANTS:-"full:
+full_lr2e-3: --learning_rate 2e-3
+full_emb512_dropout0.4: --embedding_size 512 --dropout 0.4
+full_luong_general: --attention_type luong_general"}
+fi
+BUDGET_S=${BUDGET_S:-3600} TRAIN_MINUTES=${TRAIN_MINUTES:-1}  # the dry run, on a slow shared CPU
+MULTI30K_VARIANTS=${MULTI30K_VARIANTS:-"tiny:
+tiny_lr1e-3: --learning_rate 1e-3"}
 RESULTS=${1:-gpu_results/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$RESULTS"
 RESULTS=$(cd "$RESULTS" && pwd)
@@ -45,16 +62,26 @@ SUMMARY="$RESULTS/summary.txt"
 : >"$SUMMARY"
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1 PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
 
-# step NAME TIMEOUT_S COMMAND...: runs it with its output in NAME.log and one line in summary.txt.
+STEPS=${STEPS:-multi30k tests bench_generate bench_train bench_memory}  # a subset reruns only those steps
+wants() { [[ " $STEPS " == *" $1 "* ]]; }
+left_s() { echo $((SCRIPT_START + BUDGET_S - $(date +%s))); }
+
+# step NAME TIMEOUT_S COMMAND...: runs it (for at most TIMEOUT_S and what is left of the budget) with its output in
+# NAME.log and one line in summary.txt.
 step() {
     local name=$1 limit=$2 start status
     shift 2
+    ((limit > $(left_s) - 5)) && limit=$(($(left_s) - 5))
+    if ((limit < 10)); then
+        echo "$name skipped: no time left in the ${BUDGET_S} s budget" | tee -a "$SUMMARY"
+        return
+    fi
     start=$(date +%s)
-    echo "== $name: $*"
+    echo "== $name (at most ${limit} s): $*"
     timeout "$limit" "$@" >"$RESULTS/$name.log" 2>&1
     status=$?
     echo "$name exit=$status seconds=$(($(date +%s) - start))" | tee -a "$SUMMARY"
-    tail -n 25 "$RESULTS/$name.log"
+    tail -n 15 "$RESULTS/$name.log"
 }
 
 # 1. Environment and installation.
@@ -68,47 +95,85 @@ if [[ $MODE == gpu ]]; then
         exit 1
     fi
     if [[ -d $WHEELS ]]; then
+        wheels=("$WHEELS"/*.whl)
+        if [[ -d $PYARROW_WHEELS ]] && ! "$PYTHON" -c "import pyarrow, sys; sys.exit(int(pyarrow.__version__.split('.')[0]) < 24)"; then
+            wheels+=("$PYARROW_WHEELS"/*.whl)
+        fi
         "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-            "$WHEELS"/*.whl && export PYTHONPATH="$PYTHONPATH:/tmp/site"
+            "${wheels[@]}" && export PYTHONPATH="$PYTHONPATH:/tmp/site"
     elif ! "$PYTHON" -c "import transformers, datasets, evaluate, sacrebleu, hf_simple_s2s" 2>/dev/null; then
         "$PYTHON" -m pip install -q -e ".[dev]" || echo "pip install -e .[dev] failed (no network? use --download-wheels)" >>"$SUMMARY"
     fi
-    DEVICE=cuda QUICK=() PRESET=(--preset full)
+    DEVICE=cuda QUICK=() MEMORY_QUICK=() PRESET=(--preset full --torch_threads 2)
 else
-    DEVICE=cpu QUICK=(--quick --repeats 2)
-    PRESET=(--preset tiny --max_train_samples 64 --max_eval_samples 16 --num_train_epochs 1 --eval_steps 2 --save_steps 2)
+    DEVICE=cpu QUICK=(--quick --repeats 2) MEMORY_QUICK=(--quick)
+    PRESET=(--preset tiny --max_train_samples 64 --max_eval_samples 16 --max_test_samples 16 --num_train_epochs 1
+        --eval_steps 2 --save_steps 2)
 fi
 "$PYTHON" - >"$RESULTS/environment.json" <<'PY'
-import json, platform, torch, transformers
+import json, platform, torch, transformers, datasets, evaluate, pyarrow, tokenizers, accelerate
 info = {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
-        "cuda": torch.version.cuda, "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+        "datasets": datasets.__version__, "evaluate": evaluate.__version__, "pyarrow": pyarrow.__version__,
+        "tokenizers": tokenizers.__version__, "accelerate": accelerate.__version__, "cuda": torch.version.cuda,
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None, "cpu_count": __import__("os").cpu_count()}
 print(json.dumps(info, indent=2))
 PY
 cat "$RESULTS/environment.json"
 
-# 2. The test suite, with CUDA as the default device of every tensor and model the tests make.
-if [[ $MODE == gpu ]]; then
-    step tests 120 "$PYTHON" -m pytest -q -p benchmarks.cuda_default_device tests
-else
-    step tests 600 "$PYTHON" -m pytest -q -x tests/test_benchmarks.py
-fi
-
-# 3. Speed and memory benchmarks (JSON copies under RESULTS).
-for bench in bench_generate bench_train bench_memory; do
-    step "$bench" "$STEP_TIMEOUT_S" "$PYTHON" -m "benchmarks.$bench" --device "$DEVICE" "${QUICK[@]}" \
-        --output "$RESULTS/$bench.json"
-done
-
-# 4. Multi30k: train, evaluate (greedy and beam; BLEU, chrF), save.
-if [[ -f examples/train_multi30k.py ]]; then
-    # shellcheck disable=SC2086  # MULTI30K_ARGS is a list of extra arguments
-    step multi30k $((SCRIPT_START + BUDGET_S - $(date +%s))) "$PYTHON" examples/train_multi30k.py "${PRESET[@]}" --output_dir "$RESULTS/multi30k" \
-        ${MULTI30K_ARGS:-}
-    cp "$RESULTS/multi30k/metrics.json" "$RESULTS/multi30k_metrics.json" 2>/dev/null
-    rm -rf "$RESULTS"/multi30k/checkpoint-*  # keep the final model and metrics, not the intermediate checkpoints
+# 2. Multi30k: the variants train side by side in the background (train, evaluate greedy and beam on validation and
+#    test with BLEU and chrF, save); each stops training after TRAIN_MINUTES and is killed if it outlives the budget.
+pids=()
+if ! wants multi30k; then
+    echo "multi30k skipped: not in STEPS" | tee -a "$SUMMARY"
+elif [[ -f examples/train_multi30k.py ]]; then
+    while IFS= read -r line; do
+        [[ -z $line ]] && continue
+        name=${line%%:*} extra=${line#*:}
+        # shellcheck disable=SC2086  # extra holds a list of arguments
+        step "multi30k_$name" $(($(left_s) - 120)) "$PYTHON" examples/train_multi30k.py "${PRESET[@]}" \
+            --output_dir "$RESULTS/multi30k_$name" --max_train_minutes "$TRAIN_MINUTES" --disable_tqdm true $extra &
+        pids+=($!)
+    done <<<"$MULTI30K_VARIANTS"
 else
     echo "multi30k skipped: examples/train_multi30k.py is not in this checkout" | tee -a "$SUMMARY"
 fi
 
+# Meanwhile, the test suite with CUDA as the default device of every tensor and model the tests make.
+if ! wants tests; then
+    echo "tests skipped: not in STEPS" | tee -a "$SUMMARY"
+elif [[ $MODE == gpu ]]; then
+    step tests "${TESTS_TIMEOUT_S:-300}" "$PYTHON" -m pytest -q -rfE --tb=short -p benchmarks.cuda_default_device \
+        --junitxml "$RESULTS/tests.xml" tests
+else
+    step tests 600 "$PYTHON" -m pytest -q -x tests/test_benchmarks.py
+fi
+for pid in "${pids[@]}"; do wait "$pid"; done
+
+wants multi30k && "$PYTHON" - "$RESULTS" <<'PY' | tee "$RESULTS/multi30k_summary.txt"
+import json, sys
+from pathlib import Path
+rows = {}
+for metrics_file in sorted(Path(sys.argv[1]).glob("multi30k_*/metrics.json")):
+    m = json.loads(metrics_file.read_text())
+    variant = metrics_file.parent.name.removeprefix("multi30k_")
+    rows[variant] = {"test": m["scores"]["test"], "validation": m["scores"]["validation"], "params": m["num_parameters"],
+                     "train_s": m["train"].get("train_runtime"), "wall_s": m["wall_time_s"],
+                     "stopped_at_step": m.get("stopped_by_time_limit_at_step"), "planned_steps": m.get("planned_steps")}
+    for decoding, s in m["scores"]["test"].items():
+        print(f"{variant:28} test {decoding:8} BLEU lc {s.get('bleu_lowercase', float('nan')):6.2f} cased {s['bleu']:6.2f} "
+              f"chrF {s['chrf']:6.2f} | {m['num_parameters']/1e6:.1f}M params, trained {rows[variant]['train_s']} s, "
+              f"stopped at {rows[variant]['stopped_at_step']} of {rows[variant]['planned_steps']} steps")
+Path(sys.argv[1], "multi30k_summary.json").write_text(json.dumps(rows, indent=2) + "\n")
+PY
+rm -rf "$RESULTS"/multi30k_*/checkpoint-*  # keep the final models and metrics, not the intermediate checkpoints
+
+# 3. Speed and memory benchmarks, alone on the GPU (JSON copies under RESULTS).
+wants bench_generate && step bench_generate 100 "$PYTHON" -m benchmarks.bench_generate --device "$DEVICE" "${QUICK[@]}" \
+    --output "$RESULTS/bench_generate.json"
+wants bench_train && step bench_train 80 "$PYTHON" -m benchmarks.bench_train --device "$DEVICE" "${QUICK[@]}" \
+    --output "$RESULTS/bench_train.json"
+wants bench_memory && step bench_memory 120 "$PYTHON" -m benchmarks.bench_memory --device "$DEVICE" "${MEMORY_QUICK[@]}" \
+    --output "$RESULTS/bench_memory.json"
+
 echo "== summary ($RESULTS)"
-cat "$SUMMARY"
+cat "$SUMMARY" "$RESULTS/multi30k_summary.txt" 2>/dev/null
