@@ -1,7 +1,8 @@
 """The floor for `generate()`: greedy and beam search written by hand over the model's own modules.
 
-No generation machinery (no logits processors, stopping criteria or finished-hypothesis bookkeeping): EOS is
-banned so every sequence runs the full length, and the decoder is called directly with its recurrent cache.
+No generation machinery (no logits processors, stopping criteria or finished-hypothesis bookkeeping, unless
+`hand_greedy(..., stop_check=True)` asks for the per-step finished check): EOS is banned so every sequence runs the
+full length, and the decoder is called directly with its recurrent cache.
 Given the same EOS ban, `generate()` must pick exactly these tokens; the benchmark and the tests check that.
 """
 
@@ -12,12 +13,21 @@ from hf_simple_s2s import SimpleS2SForConditionalGeneration
 
 @torch.no_grad()
 def hand_greedy(
-    model: SimpleS2SForConditionalGeneration, input_ids: torch.Tensor, attention_mask: torch.Tensor, new_tokens: int
+    model: SimpleS2SForConditionalGeneration,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    new_tokens: int,
+    stop_check: bool = False,
 ) -> torch.Tensor:
-    """Returns `(batch, new_tokens)` greedy tokens, never EOS."""
+    """Returns `(batch, new_tokens)` greedy tokens, never EOS.
+
+    `stop_check=True` adds what any decoder that stops at EOS must do at every step (and what `generate()` does):
+    track the finished rows, pad them, and ask whether any row is left, which reads a value back from the device.
+    EOS is still banned, so the tokens are the same; only the cost of the check is added."""
     config = model.config
     encoder_outputs = model.get_encoder()(input_ids, attention_mask=attention_mask, return_dict=True)
     next_tokens = input_ids.new_full((input_ids.shape[0], 1), config.decoder_start_token_id)  # (batch, 1)
+    unfinished = torch.ones_like(next_tokens, dtype=torch.bool)  # (batch, 1)
     cache, tokens = None, []
     for _ in range(new_tokens):
         output_vectors, cache, _, _ = model.model.decoder(
@@ -30,6 +40,11 @@ def hand_greedy(
         logits = model.lm_head(output_vectors[:, -1])  # (batch, vocab)
         logits[:, config.eos_token_id] = -float("inf")
         next_tokens = logits.argmax(dim=-1, keepdim=True)  # (batch, 1)
+        if stop_check:
+            next_tokens = next_tokens.masked_fill(~unfinished, config.pad_token_id)
+            unfinished &= next_tokens != config.eos_token_id
+            if not unfinished.any():
+                break
         tokens.append(next_tokens)
     return torch.cat(tokens, dim=1)
 
