@@ -14,9 +14,12 @@
 # script tries only when torch is missing). The package's other needs (transformers>=5.24, datasets, evaluate, ...)
 # come from wheels in .whl/ when that folder exists (made by --download-wheels; the lent GPU machines have no
 # network), else from PyPI with `pip install -e .[dev]`. Each step's log and exit status land in RESULTS_DIR; a failed
-# step is recorded and the next one still runs. Environment: PYTHON (default python3), MULTI30K_ARGS (extra
-# arguments for the training run), STEP_TIMEOUT_S (per benchmark, default 90), BUDGET_S (the whole script, default
-# 570: the training gets what the earlier steps left of it).
+# step is recorded and the next one still runs. Environment: PYTHON (default python3), MULTI30K_VARIANTS (lines
+# "name: extra arguments", default below), TRAIN_MINUTES (each variant's --max_train_minutes, default 4.5),
+# TESTS_TIMEOUT_S (default 300), BUDGET_S (the whole script, default 540; the benchmarks get what the training left
+# of it), STEPS (default all: "multi30k tests bench_generate bench_train bench_memory").
+# On a lent device (at most 8 files come back from $OUT): run it on /tmp/gpu, then
+#   tar czf $OUT/gpu_results.tgz --exclude='*.safetensors' -C /tmp gpu
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
