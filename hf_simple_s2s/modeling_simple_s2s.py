@@ -101,6 +101,26 @@ class SimpleS2SEncoderOutput(ModelOutput):
     attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
+def as_encoder_output(encoder_outputs: "SimpleS2SEncoderOutput | tuple") -> ModelOutput:
+    """A caller's `encoder_outputs` as a `SimpleS2SEncoderOutput`: the tuple `(last_hidden_state, final_hidden_state)`
+    is wrapped, a `ModelOutput` (what the encoder and `generate()` pass) is returned as it is."""
+    if isinstance(encoder_outputs, ModelOutput):
+        return encoder_outputs
+    return SimpleS2SEncoderOutput(
+        last_hidden_state=encoder_outputs[0],
+        final_hidden_state=encoder_outputs[1] if len(encoder_outputs) > 1 else None,
+    )
+
+
+def check_source_mask(attention_mask: torch.Tensor | None, encoder_hidden_states: torch.Tensor) -> None:
+    """Raise a `ValueError` unless `attention_mask` `(batch, src_len)` matches the encoder outputs `(batch, src_len, _)`."""
+    if attention_mask is not None and attention_mask.shape != encoder_hidden_states.shape[:2]:
+        raise ValueError(
+            f"`attention_mask` has shape {tuple(attention_mask.shape)} but the source has shape "
+            f"{tuple(encoder_hidden_states.shape[:2])}; they must match"
+        )
+
+
 @dataclass
 class SimpleS2SCache:
     """What a decoding step needs besides the encoder outputs; cost per step does not grow with the prefix.
@@ -554,17 +574,10 @@ class SimpleS2SModel(SimpleS2SPreTrainedModel):
             encoder_outputs = self.encoder(
                 input_ids, attention_mask=attention_mask, output_hidden_states=output_hidden_states, return_dict=True
             )
-        elif not isinstance(encoder_outputs, ModelOutput):
-            encoder_outputs = SimpleS2SEncoderOutput(
-                last_hidden_state=encoder_outputs[0],
-                final_hidden_state=encoder_outputs[1] if len(encoder_outputs) > 1 else None,
-            )
+        else:
+            encoder_outputs = as_encoder_output(encoder_outputs)
         encoder_hidden_states = encoder_outputs.last_hidden_state
-        if attention_mask is not None and attention_mask.shape != encoder_hidden_states.shape[:2]:
-            raise ValueError(
-                f"`attention_mask` has shape {tuple(attention_mask.shape)} but the source has shape "
-                f"{tuple(encoder_hidden_states.shape[:2])}; they must match"
-            )
+        check_source_mask(attention_mask, encoder_hidden_states)
         if cache is None:  # a caller's own encoder_outputs; NaN would silently spread to every logit
             for name in ("last_hidden_state", "final_hidden_state"):
                 value = encoder_outputs.get(name)
@@ -688,6 +701,15 @@ class SimpleS2SForConditionalGeneration(SimpleS2SPreTrainedModel, GenerationMixi
                 f"`coverage_loss_weight` is {self.config.coverage_loss_weight} but training forward got no `labels`; "
                 "with Seq2SeqTrainer, set `label_smoothing` in the model config instead of `label_smoothing_factor`"
             )
+        if cache is not None and labels is None and encoder_outputs is not None:
+            # generate()'s steps after the first. Unless attentions or hidden states are asked for, skip the inner
+            # model and its Seq2SeqModelOutput: a fixed Python cost paid at every step.
+            output_hidden_states = (
+                output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+            )
+            if not (output_attentions or output_hidden_states):
+                output = self._decoding_step(decoder_input_ids, attention_mask, encoder_outputs, cache, use_cache)
+                return output if return_dict else output.to_tuple()
         model_kwargs = dict(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -749,6 +771,34 @@ class SimpleS2SForConditionalGeneration(SimpleS2SPreTrainedModel, GenerationMixi
             decoder_input_ids = decoder_input_ids[:, -next_sequence_length:]  # (batch, 1) with a cache
         kwargs.pop("labels", None)
         return {"decoder_input_ids": decoder_input_ids, "cache": cache, **kwargs}
+
+    def _decoding_step(
+        self,
+        decoder_input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None,
+        encoder_outputs: SimpleS2SEncoderOutput | tuple,
+        cache: SimpleS2SCache,
+        use_cache: bool | None,
+    ) -> Seq2SeqLMOutput:
+        """A step of `generate()` after the first: what `forward` computes from a cache without labels, attentions or
+        hidden states, with the decoder and the output layer called directly (no inner `Seq2SeqModelOutput`)."""
+        encoder_outputs = as_encoder_output(encoder_outputs)
+        encoder_hidden_states = encoder_outputs.last_hidden_state  # (batch, src_len, enc_size)
+        check_source_mask(attention_mask, encoder_hidden_states)
+        output_vectors, new_cache, _, _ = self.model.decoder(
+            decoder_input_ids,  # (batch, tgt_len), tgt_len 1 in generate()
+            encoder_hidden_states=encoder_hidden_states,
+            final_hidden_state=encoder_outputs.get("final_hidden_state"),  # unused: the cache holds the state
+            attention_mask=attention_mask,
+            cache=cache,
+        )
+        use_cache = use_cache if use_cache is not None else self.config.use_cache
+        return Seq2SeqLMOutput(
+            logits=self.output_logits(output_vectors),  # (batch, tgt_len, vocab)
+            cache=new_cache if use_cache else None,
+            encoder_last_hidden_state=encoder_hidden_states,
+            encoder_hidden_states=encoder_outputs.get("hidden_states"),
+        )
 
     def output_logits(self, output_vectors: torch.Tensor) -> torch.Tensor:
         """The decoder's output vectors `(batch, tgt_len, emb)` -> vocabulary logits `(batch, tgt_len, vocab)`."""

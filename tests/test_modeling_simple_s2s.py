@@ -19,6 +19,7 @@ from conftest import (
 from torch.nn import functional as F
 from transformers import GenerationConfig
 from transformers.generation.streamers import BaseStreamer
+from transformers.modeling_outputs import Seq2SeqLMOutput
 
 from hf_simple_s2s import SimpleS2SCache, SimpleS2SForConditionalGeneration, SimpleS2SModel
 
@@ -137,6 +138,67 @@ class TestCache:
         torch.testing.assert_close(torch.stack(with_cache.scores), torch.stack(without.scores))
         if num_beams > 1:
             torch.testing.assert_close(with_cache.sequences_scores, without.sequences_scores)
+
+    @pytest.mark.parametrize("coverage", [False, True])
+    def test_cached_step_skips_the_inner_model_and_equals_the_full_path_bit_for_bit(self, attention_type, coverage):
+        """A cached step without labels goes straight to the decoder and the output layer; asking for the
+        attentions takes the full path through `SimpleS2SModel`. Logits, cache and outputs must be identical."""
+        model = tiny_model(attention_type=attention_type, coverage=coverage, dropout=0.3)
+        input_ids, attention_mask = padded_batch(SOURCES)
+        encoder_outputs = model.get_encoder()(input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        inner_calls = []
+        model.model.register_forward_hook(lambda *args: inner_calls.append(1))
+        source = dict(encoder_outputs=encoder_outputs, attention_mask=attention_mask)
+        cache = model(decoder_input_ids=torch.full((4, 1), 1), **source).cache
+        for token in (7, 12, 30):
+            decoder_input_ids = torch.full((4, 1), token)
+            inner_calls.clear()
+            fast = model(decoder_input_ids=decoder_input_ids, cache=cache, **source)
+            assert inner_calls == []
+            full = model(decoder_input_ids=decoder_input_ids, cache=cache, output_attentions=True, **source)
+            assert inner_calls == [1]
+            assert isinstance(fast, Seq2SeqLMOutput)
+            assert list(fast.keys()) == [key for key in full.keys() if key != "cross_attentions"]
+            assert torch.equal(fast.logits, full.logits)
+            for name in ("decoder_state", "attention_keys", "coverage"):
+                fast_part, full_part = getattr(fast.cache, name), getattr(full.cache, name)
+                assert (fast_part is None and full_part is None) or torch.equal(fast_part, full_part)
+            assert fast.encoder_last_hidden_state is full.encoder_last_hidden_state
+            assert fast.encoder_hidden_states == full.encoder_hidden_states  # the same tensors
+            as_tuple = model(decoder_input_ids=decoder_input_ids, cache=cache, return_dict=False, **source)
+            assert len(as_tuple) == len(fast.to_tuple()) and torch.equal(as_tuple[0], fast.logits)
+            from_tuple = model(
+                decoder_input_ids=decoder_input_ids,
+                cache=cache,
+                encoder_outputs=(encoder_outputs.last_hidden_state, encoder_outputs.final_hidden_state),
+                attention_mask=attention_mask,
+                use_cache=False,
+            )
+            assert torch.equal(from_tuple.logits, fast.logits) and from_tuple.cache is None
+            cache = fast.cache
+
+        model.train()  # dropout draws the same random numbers in the same order on both paths
+        torch.manual_seed(0)
+        fast = model(decoder_input_ids=decoder_input_ids, cache=cache, **source).logits
+        torch.manual_seed(0)
+        full = model(decoder_input_ids=decoder_input_ids, cache=cache, output_hidden_states=True, **source).logits
+        assert torch.equal(fast, full)
+        with pytest.raises(ValueError, match=r"attention_mask.*\(4, 5\).*\(4, 6\)"):
+            model(decoder_input_ids=decoder_input_ids, cache=cache, **{**source, "attention_mask": torch.ones(4, 5)})
+
+    @pytest.mark.parametrize("num_beams", [1, 3])
+    @pytest.mark.parametrize("coverage", [False, True])
+    def test_generate_through_the_cached_step_equals_the_full_path(self, attention_type, num_beams, coverage):
+        model = peaky_model(attention_type, coverage=coverage)
+        input_ids, attention_mask = padded_batch(SOURCES)
+        kwargs = dict(GEN, num_beams=num_beams, output_scores=True, return_dict_in_generate=True)
+        fast = model.generate(input_ids, attention_mask=attention_mask, **kwargs)
+        # With the attentions asked for, every step goes through SimpleS2SModel.
+        full = model.generate(input_ids, attention_mask=attention_mask, output_attentions=True, **kwargs)
+        assert torch.equal(fast.sequences, full.sequences)
+        assert torch.equal(torch.stack(fast.scores), torch.stack(full.scores))
+        if num_beams > 1:
+            assert torch.equal(fast.sequences_scores, full.sequences_scores)
 
     def test_beam_search_reorders_the_recurrent_state(self, attention_type):
         """Without reordering, a beam would continue from another hypothesis' state: scores would disagree
