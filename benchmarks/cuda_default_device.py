@@ -17,6 +17,15 @@ def pytest_configure(config):
     if not torch.cuda.is_available():
         raise RuntimeError("benchmarks.cuda_default_device: torch does not see a CUDA device")
     torch.set_default_device("cuda")
+    # Collators then make their batches on the GPU already, and CUDA tensors cannot be pinned (the Trainer asks for
+    # pinned memory whenever CUDA is there).
+    data_loader_init = torch.utils.data.DataLoader.__init__
+
+    def init_without_pinning(self, *args, **kwargs):
+        kwargs["pin_memory"] = False
+        data_loader_init(self, *args, **kwargs)
+
+    torch.utils.data.DataLoader.__init__ = init_without_pinning
 
 
 def pytest_collection_modifyitems(config, items):
