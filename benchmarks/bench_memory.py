@@ -77,7 +77,7 @@ def run_probe_in_this_process_on_cuda(args, model_name: str, workload: str) -> d
     """On CUDA the peak can be reset, so no fresh process is needed: only this workload's allocations count."""
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
-    return probe(QUICK_SETTING if args.quick else Setting(), model_name, workload, args.device)
+    return probe(args.setting, model_name, workload, args.device)
 
 
 def run_probe_in_fresh_process(args, model_name: str, workload: str) -> dict:

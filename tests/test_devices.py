@@ -42,7 +42,7 @@ def source_batch(device: torch.device, side: str = "left") -> tuple[torch.Tensor
 
 def test_logits_on_the_device_equal_the_cpu_logits(attention_type, device):
     cpu_model = tiny_model(attention_type=attention_type)
-    input_ids, attention_mask = padded_batch(SOURCES, side="left")
+    input_ids, attention_mask = source_batch(torch.device("cpu"))
     decoder_input_ids = torch.tensor([DECODER_INPUT_IDS] * len(SOURCES))
     expected = cpu_model(input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids).logits
 
