@@ -1,14 +1,40 @@
 """The floor for `generate()`: greedy and beam search written by hand over the model's own modules.
 
-No generation machinery (no logits processors, stopping criteria or finished-hypothesis bookkeeping, unless
-`hand_greedy(..., stop_check=True)` asks for the per-step finished check): EOS is banned so every sequence runs the
-full length, and the decoder is called directly with its recurrent cache.
+No generation machinery (no logits processors, stopping criteria, model outputs or finished-hypothesis bookkeeping,
+unless `hand_greedy(..., stop_check=True)` asks for the per-step finished check): EOS is banned so every sequence runs
+the full length, and the decoder module is called directly with its cache (transformers' `DynamicCache`).
 Given the same EOS ban, `generate()` must pick exactly these tokens; the benchmark and the tests check that.
 """
 
 import torch
+from transformers import DynamicCache
 
 from hf_simple_s2s import SimpleS2SForConditionalGeneration
+
+
+class DecoderSteps:
+    """The model's decoder module over its cache: the encoder once, then `logits(next_tokens)` per token."""
+
+    def __init__(self, model: SimpleS2SForConditionalGeneration, encoder_outputs, attention_mask: torch.Tensor):
+        self.model, self.encoder_outputs, self.attention_mask = model, encoder_outputs, attention_mask
+        self.cache = DynamicCache(config=model.config)
+
+    def logits(self, next_tokens: torch.Tensor) -> torch.Tensor:
+        """`(batch, 1)` tokens -> `(batch, vocab)` logits of the token after them; the cache moves one step."""
+        outputs = self.encoder_outputs
+        output_vectors, _, _ = self.model.model.decoder(
+            next_tokens,
+            None,
+            outputs.last_hidden_state,
+            outputs.attention_keys,
+            outputs.final_hidden_state,
+            attention_mask=self.attention_mask,
+            cache=self.cache,
+        )
+        return self.model.lm_head(output_vectors[:, -1])  # eval mode: no dropout
+
+    def reorder(self, beam_idx: torch.Tensor) -> None:
+        self.cache.reorder_cache(beam_idx)
 
 
 @torch.no_grad()
@@ -26,18 +52,12 @@ def hand_greedy(
     EOS is still banned, so the tokens are the same; only the cost of the check is added."""
     config = model.config
     encoder_outputs = model.get_encoder()(input_ids, attention_mask=attention_mask, return_dict=True)
+    steps = DecoderSteps(model, encoder_outputs, attention_mask)
     next_tokens = input_ids.new_full((input_ids.shape[0], 1), config.decoder_start_token_id)  # (batch, 1)
     unfinished = torch.ones_like(next_tokens, dtype=torch.bool)  # (batch, 1)
-    cache, tokens = None, []
+    tokens = []
     for _ in range(new_tokens):
-        output_vectors, cache, _, _ = model.model.decoder(
-            next_tokens,
-            encoder_hidden_states=encoder_outputs.last_hidden_state,
-            final_hidden_state=encoder_outputs.final_hidden_state,
-            attention_mask=attention_mask,
-            cache=cache,
-        )
-        logits = model.lm_head(output_vectors[:, -1])  # (batch, vocab)
+        logits = steps.logits(next_tokens)  # (batch, vocab)
         logits[:, config.eos_token_id] = -float("inf")
         next_tokens = logits.argmax(dim=-1, keepdim=True)  # (batch, 1)
         if stop_check:
@@ -62,9 +82,9 @@ def hand_beam_search(
     config = model.config
     batch_size = input_ids.shape[0]
     encoder_outputs = model.get_encoder()(input_ids, attention_mask=attention_mask, return_dict=True)
-    encoder_hidden_states = encoder_outputs.last_hidden_state.repeat_interleave(num_beams, dim=0)
-    final_hidden_state = encoder_outputs.final_hidden_state.repeat_interleave(num_beams, dim=0)
-    beam_mask = attention_mask.repeat_interleave(num_beams, dim=0)  # (batch * beams, src_len)
+    for name, value in encoder_outputs.items():  # each source once per beam, as generate() expands them
+        encoder_outputs[name] = value.repeat_interleave(num_beams, dim=0)
+    steps = DecoderSteps(model, encoder_outputs, attention_mask.repeat_interleave(num_beams, dim=0))
 
     # Only the first beam of each source is live at the start, so the first step does not pick one token 5 times.
     beam_scores = torch.zeros(batch_size, num_beams, device=input_ids.device)
@@ -72,16 +92,8 @@ def hand_beam_search(
     next_tokens = input_ids.new_full((batch_size * num_beams, 1), config.decoder_start_token_id)
     sequences = input_ids.new_zeros(batch_size, num_beams, 0)
     batch_offsets = torch.arange(batch_size, device=input_ids.device).unsqueeze(1) * num_beams  # (batch, 1)
-    cache = None
     for _ in range(new_tokens):
-        output_vectors, cache, _, _ = model.model.decoder(
-            next_tokens,
-            encoder_hidden_states=encoder_hidden_states,
-            final_hidden_state=final_hidden_state,
-            attention_mask=beam_mask,
-            cache=cache,
-        )
-        log_probs = torch.log_softmax(model.lm_head(output_vectors[:, -1]), dim=-1)  # (batch * beams, vocab)
+        log_probs = torch.log_softmax(steps.logits(next_tokens), dim=-1)  # (batch * beams, vocab)
         log_probs[:, config.eos_token_id] = -float("inf")
         vocab_size = log_probs.shape[-1]
         scores = (log_probs.view(batch_size, num_beams, vocab_size) + beam_scores.unsqueeze(-1)).view(batch_size, -1)
@@ -89,6 +101,6 @@ def hand_beam_search(
         source_beams, tokens = flat_indices // vocab_size, flat_indices % vocab_size
         kept_prefixes = sequences.gather(1, source_beams.unsqueeze(-1).expand_as(sequences))
         sequences = torch.cat([kept_prefixes, tokens.unsqueeze(-1)], dim=-1)  # (batch, beams, step + 1)
-        cache = cache.reorder((source_beams + batch_offsets).view(-1))
+        steps.reorder((source_beams + batch_offsets).view(-1))
         next_tokens = tokens.view(-1, 1)
     return sequences[:, 0], beam_scores[:, 0]  # topk sorts, so beam 0 is the best

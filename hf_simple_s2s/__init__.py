@@ -8,7 +8,6 @@ from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
 
 from .configuration_simple_s2s import SimpleS2SConfig
 from .modeling_simple_s2s import (
-    SimpleS2SCache,
     SimpleS2SEncoderOutput,
     SimpleS2SForConditionalGeneration,
     SimpleS2SModel,
@@ -23,8 +22,8 @@ AutoConfig.register(SimpleS2SConfig.model_type, SimpleS2SConfig, exist_ok=True)
 AutoModel.register(SimpleS2SConfig, SimpleS2SModel, exist_ok=True)
 AutoModelForSeq2SeqLM.register(SimpleS2SConfig, SimpleS2SForConditionalGeneration, exist_ok=True)
 
-# `save_pretrained` copies the two model files next to the weights and writes an `auto_map`, so the folder
-# also loads with `trust_remote_code=True` where this package is not installed.
+# `save_pretrained` copies the two model files next to the weights and writes the config's `auto_map`, so the
+# folder also loads with `trust_remote_code=True` where this package is not installed.
 SimpleS2SConfig.register_for_auto_class()
 SimpleS2SModel.register_for_auto_class("AutoModel")
 SimpleS2SForConditionalGeneration.register_for_auto_class("AutoModelForSeq2SeqLM")
@@ -34,7 +33,6 @@ register_pipeline()
 
 __all__ = [
     "PIPELINE_TASK",
-    "SimpleS2SCache",
     "SimpleS2SConfig",
     "SimpleS2SEncoderOutput",
     "SimpleS2SForConditionalGeneration",

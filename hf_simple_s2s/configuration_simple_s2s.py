@@ -6,6 +6,12 @@ from transformers import PreTrainedConfig
 
 ATTENTION_TYPES = ("bahdanau", "luong_dot", "luong_general")
 SCHEDULED_SAMPLING_SCHEDULES = ("none", "linear", "exponential", "inverse_sigmoid")
+# The classes each Auto class loads a saved folder as, when it is loaded as remote code (`trust_remote_code=True`).
+AUTO_MAP = {
+    "AutoConfig": "configuration_simple_s2s.SimpleS2SConfig",
+    "AutoModel": "modeling_simple_s2s.SimpleS2SModel",
+    "AutoModelForSeq2SeqLM": "modeling_simple_s2s.SimpleS2SForConditionalGeneration",
+}
 
 
 @strict
@@ -49,10 +55,12 @@ class SimpleS2SConfig(PreTrainedConfig):
     # from the model with probability 1 - ratio(step); the ratio decays over the training steps.
     scheduled_sampling: str = "none"  # one of SCHEDULED_SAMPLING_SCHEDULES
     scheduled_sampling_k: float = 1000.0  # decay scale in training steps (inverse_sigmoid: the paper's k, >= 1)
-    pad_token_id: int = 0
-    bos_token_id: int = 1
-    eos_token_id: int = 2
-    decoder_start_token_id: int = 1
+    # None is allowed as in transformers (then generate() and the data collator need the id from elsewhere);
+    # `eos_token_id` may list several end tokens.
+    pad_token_id: int | None = 0
+    bos_token_id: int | None = 1
+    eos_token_id: int | list[int] | None = 2
+    decoder_start_token_id: int | None = 1
     use_cache: bool = True
     is_encoder_decoder: bool = True
 
@@ -61,15 +69,23 @@ class SimpleS2SConfig(PreTrainedConfig):
         # (strict wraps errors from `validate_*` in its own exception class).
         self.validate_simple_s2s()
         super().__post_init__(**kwargs)
+        if getattr(self, "auto_map", None) is None:
+            # `save_pretrained` writes it (and copies the two model files), so every Auto class loads the folder
+            # as remote code where this package is not installed.
+            self.auto_map = dict(AUTO_MAP)
 
     @classmethod
     def from_dict(cls, config_dict: dict, **kwargs) -> "SimpleS2SConfig":
-        # A config.json with a wrong type or value is refused as a `ValueError` that names the folder it came from.
+        # A config.json with a wrong type or value is refused as a `ValueError` that names the field and the value.
+        source = "config.json"
+        if isinstance(config_dict, dict) and config_dict.get("_name_or_path"):
+            source = f"{config_dict['_name_or_path']} (config.json)"
+        if not isinstance(config_dict, dict):
+            raise ValueError(f"{source} must hold a JSON object, got {type(config_dict).__name__}")
         try:
             return super().from_dict(config_dict, **kwargs)
-        except (StrictDataclassError, ValueError) as error:
-            source = kwargs.get("name_or_path") or config_dict.get("_name_or_path") or "<dict>"
-            raise ValueError(f"{source} (config.json) is not a valid {cls.__name__}: {error}") from error
+        except (StrictDataclassError, ValueError, TypeError) as error:
+            raise ValueError(f"{source} is not a valid {cls.__name__}: {error}") from error
 
     def validate_simple_s2s(self):
         """Refuse values the model cannot be built with; every message names the field and the value."""
@@ -79,11 +95,10 @@ class SimpleS2SConfig(PreTrainedConfig):
                 raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}")
         if self.attention_type not in ATTENTION_TYPES:
             raise ValueError(f"`attention_type` must be one of {ATTENTION_TYPES}, got {self.attention_type!r}")
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
-            raise ValueError(f"`dropout` must be a number in [0, 1), got {self.dropout!r}")
-        smoothing = self.label_smoothing
-        if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not 0 <= smoothing < 1:
-            raise ValueError(f"`label_smoothing` must be a number in [0, 1), got {smoothing!r}")
+        for name in ("dropout", "label_smoothing"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise ValueError(f"`{name}` must be a number in [0, 1), got {value!r}")
         if not isinstance(self.initializer_range, (int, float)) or not self.initializer_range > 0:
             raise ValueError(f"`initializer_range` must be > 0, got {self.initializer_range!r}")
         if not isinstance(self.coverage, bool):
@@ -102,13 +117,27 @@ class SimpleS2SConfig(PreTrainedConfig):
             raise ValueError(f"`scheduled_sampling_k` must be a finite number > {least_k}, got {k!r}")
         for name in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < self.vocab_size:
-                raise ValueError(f"`{name}` must be a token id in [0, vocab_size={self.vocab_size}), got {value!r}")
+            ids = value if name == "eos_token_id" and isinstance(value, list) and value else [value]
+            for token_id in ids:
+                is_id = isinstance(token_id, int) and not isinstance(token_id, bool)
+                if token_id is not None and not (is_id and 0 <= token_id < self.vocab_size):
+                    raise ValueError(
+                        f"`{name}` must be None or a token id in [0, vocab_size={self.vocab_size})"
+                        + (" (or a non-empty list of them)" if name == "eos_token_id" else "")
+                        + f", got {value!r}"
+                    )
 
     @property
     def encoder_output_size(self) -> int:
         """Size of each encoder output vector: both directions concatenated when bidirectional."""
         return self.hidden_size * (2 if self.bidirectional_encoder else 1)
+
+    @property
+    def layer_types(self) -> list[str]:
+        """transformers' cache layer type of each decoder layer: "hybrid" holds a recurrent state (the GRU's) and a
+        growing key/value part, in which layer 0 keeps one row per decoded token, so the cache counts tokens like any
+        other. `DynamicCache(config=...)` and `StaticCache(config=...)` build their layers from this."""
+        return ["hybrid"] * self.decoder_layers
 
 
 __all__ = ["SimpleS2SConfig"]

@@ -1,9 +1,8 @@
 """Deployment export: the encoder and one decoder step as ONNX graphs (dynamic batch and source length), and a
 small decoder (greedy or beam search) that runs them with onnxruntime and returns what `generate()` returns.
 
-`pack_padded_sequence` does not export, so the exported encoder is a padded, branch-free rewrite of
-`SimpleS2SEncoder` for right-padded input: the backward direction runs over each row's real tokens reversed (a
-gather), with the bi-GRU's own weights; its outputs equal the packed encoder's. Never imported by the model files.
+The graphs trace the model's own encoder (branch-free, any padding side) and its decoding step. Never imported by
+the model files.
 """
 
 import warnings
@@ -13,78 +12,31 @@ import numpy as np
 import torch
 from torch import nn
 
-from .modeling_simple_s2s import SimpleS2SCache, SimpleS2SForConditionalGeneration
+from .modeling_simple_s2s import SimpleS2SForConditionalGeneration, source_padding_mask
 
 ENCODER_FILE = "encoder.onnx"
 DECODER_STEP_FILE = "decoder_step.onnx"
 
 
-def _direction_gru(gru: nn.GRU, layer: int, reverse: bool) -> nn.GRU:
-    """A one-layer, one-direction GRU holding a copy of one layer and direction of a (bi)GRU's weights."""
-    suffix = f"_l{layer}" + ("_reverse" if reverse else "")
-    single = nn.GRU(getattr(gru, f"weight_ih{suffix}").shape[1], gru.hidden_size, batch_first=True)
-    single.load_state_dict(
-        {f"{name}_l0": getattr(gru, f"{name}{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
-    )
-    return single
-
-
-class PaddedEncoder(nn.Module):
-    """`SimpleS2SEncoder` without packing, for right-padded input, followed by the decoder's start: the bridged
-    initial state and the attention keys. Returns what the first decoder step needs."""
+class ExportedEncoder(nn.Module):
+    """The model's encoder, then the decoder's start: what the first decoder step needs, as plain tensors."""
 
     def __init__(self, model: SimpleS2SForConditionalGeneration):
         super().__init__()
-        encoder, self.decoder = model.get_encoder(), model.get_decoder()
-        self.embed_tokens = encoder.embed_tokens
-        self.bidirectional = encoder.config.bidirectional_encoder
-        directions = (False, True) if self.bidirectional else (False,)
-        self.layers = nn.ModuleList(
-            nn.ModuleList(_direction_gru(encoder.gru, layer, reverse) for reverse in directions)
-            for layer in range(encoder.config.encoder_layers)
-        )
+        self.encoder, self.decoder = model.get_encoder(), model.get_decoder()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """
         Args:
-            input_ids, attention_mask: `(batch, src_len)`, padded on the right (each row's 1s come first).
+            input_ids, attention_mask: `(batch, src_len)`, padded on either side.
 
         Returns:
             encoder outputs `(batch, src_len, enc_size)` (0 on pads), attention keys `(batch, src_len, hidden)`
             and the decoder's initial state `(decoder_layers, batch, hidden)`.
         """
-        src_len = input_ids.shape[1]
-        lengths = attention_mask.sum(dim=1, keepdim=True).clamp(min=1)  # (batch, 1)
-        positions = torch.arange(src_len, device=input_ids.device).unsqueeze(0)  # (1, src_len)
-        # Per row: position i < length reads position length - 1 - i; pads stay where they are (an involution).
-        reverse_index = torch.where(positions < lengths, lengths - 1 - positions, positions)  # (batch, src_len)
-        last_index = lengths - 1  # (batch, 1)
-        keep = attention_mask.unsqueeze(-1).to(self.embed_tokens.weight.dtype)  # (batch, src_len, 1)
-
-        hidden = self.embed_tokens(input_ids)  # (batch, src_len, emb)
-        for directions in self.layers:
-            forward_outputs, _ = directions[0](hidden)  # (batch, src_len, hidden): pads come last, harmless
-            final_parts = [_gather_rows(forward_outputs, last_index)]
-            if self.bidirectional:
-                reversed_outputs, _ = directions[1](_gather_rows(hidden, reverse_index))
-                backward_outputs = _gather_rows(reversed_outputs, reverse_index)  # back in source order
-                final_parts.append(reversed_outputs.gather(1, _expand(last_index, reversed_outputs)))
-                hidden = torch.cat([forward_outputs, backward_outputs], dim=-1)  # (batch, src_len, 2 * hidden)
-            else:
-                hidden = forward_outputs
-            hidden = hidden * keep
-        final_hidden_state = torch.cat(final_parts, dim=-1).squeeze(1)  # (batch, enc_size)
-        keys = self.decoder.attention.compute_keys(hidden)  # (batch, src_len, hidden)
-        return hidden, keys, self.decoder.initial_state(final_hidden_state)
-
-
-def _expand(index: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    return index.unsqueeze(-1).expand(-1, -1, values.shape[-1])
-
-
-def _gather_rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """values `(batch, src_len, size)` at per-row positions `index` `(batch, n)` -> `(batch, n, size)`."""
-    return values.gather(1, _expand(index, values))
+        outputs = self.encoder(input_ids, attention_mask, return_dict=True)
+        states = self.decoder.initial_state(outputs.final_hidden_state)
+        return outputs.last_hidden_state, outputs.attention_keys, torch.stack(states)
 
 
 class DecoderStep(nn.Module):
@@ -92,7 +44,7 @@ class DecoderStep(nn.Module):
 
     def __init__(self, model: SimpleS2SForConditionalGeneration):
         super().__init__()
-        self.decoder, self.lm_head = model.get_decoder(), model.lm_head
+        self.model, self.decoder = model, model.get_decoder()
         self.coverage = model.config.coverage
 
     def forward(
@@ -104,12 +56,24 @@ class DecoderStep(nn.Module):
         decoder_state: torch.Tensor,
         coverage: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, ...]:
-        """`input_ids` `(batch, 1)`; the rest as `PaddedEncoder` returns it; `coverage` `(batch, src_len)` when the
+        """`input_ids` `(batch, 1)`; the rest as `ExportedEncoder` returns it; `coverage` `(batch, src_len)` when the
         model has coverage. Returns log-probabilities `(batch, vocab)`, the new state (and coverage)."""
-        cache = SimpleS2SCache(decoder_state, attention_keys, coverage if self.coverage else None)
-        vectors, cache, _, _ = self.decoder(input_ids, encoder_hidden_states, None, attention_mask, cache)
-        log_probs = self.lm_head(vectors[:, -1]).log_softmax(dim=-1)  # (batch, vocab)
-        return (log_probs, cache.decoder_state) + ((cache.coverage,) if self.coverage else ())
+        embedded = self.decoder.dropout(self.decoder.embed_tokens(input_ids))  # (batch, 1, emb)
+        coverage = coverage.unsqueeze(1) if self.coverage else None  # (batch, 1, src_len)
+        states, weights = self.decoder.step(
+            embedded[:, 0],
+            tuple(decoder_state.unbind(0)),
+            attention_keys,
+            encoder_hidden_states,
+            source_padding_mask(attention_mask),
+            coverage,
+        )
+        vectors = self.decoder.output_vectors(
+            states[-1].unsqueeze(1), weights.unsqueeze(1), encoder_hidden_states, embedded
+        )
+        log_probs = self.model.output_logits(vectors)[:, -1].log_softmax(dim=-1)  # (batch, vocab)
+        new_state = torch.stack(states)  # (layers, batch, hidden)
+        return (log_probs, new_state) + (((coverage + weights).squeeze(1),) if self.coverage else ())
 
 
 def step_names(coverage: bool) -> tuple[list[str], list[str]]:
@@ -142,7 +106,7 @@ def _export_onnx(model: SimpleS2SForConditionalGeneration, folder: Path, opset_v
     attention_mask = (torch.arange(4) < torch.tensor([[4], [2]])).long()
     batch_src = {0: "batch", 1: "src_len"}
     torch.onnx.export(
-        PaddedEncoder(model),
+        ExportedEncoder(model),
         (input_ids, attention_mask),
         folder / ENCODER_FILE,
         input_names=["input_ids", "attention_mask"],
@@ -157,7 +121,7 @@ def _export_onnx(model: SimpleS2SForConditionalGeneration, folder: Path, opset_v
         opset_version=opset_version,
         dynamo=False,
     )
-    hidden, keys, state = PaddedEncoder(model)(input_ids, attention_mask)
+    hidden, keys, state = ExportedEncoder(model)(input_ids, attention_mask)
     inputs, outputs = step_names(config.coverage)
     step_args = (torch.full((2, 1), config.decoder_start_token_id), hidden, keys, attention_mask, state)
     if config.coverage:
@@ -216,7 +180,7 @@ class OnnxTranslator:
     def generate(
         self, input_ids, attention_mask=None, max_new_tokens: int = 20, num_beams: int = 1, length_penalty: float = 1.0
     ) -> np.ndarray:
-        """`input_ids`, `attention_mask`: `(batch, src_len)` arrays or tensors, padded on the right. Returns
+        """`input_ids`, `attention_mask`: `(batch, src_len)` arrays or tensors, padded on either side. Returns
         `(batch, 1 + steps)` as `generate()` does: the start token, the tokens, then filling after each row's eos."""
         if isinstance(num_beams, bool) or not isinstance(num_beams, int) or num_beams < 1:
             raise ValueError(f"`num_beams` must be an integer >= 1, got {num_beams!r}")
@@ -226,9 +190,6 @@ class OnnxTranslator:
             raise ValueError(
                 f"`input_ids` {input_ids.shape} and `attention_mask` {attention_mask.shape} must be the same (batch, src_len) shape"
             )
-        lengths = attention_mask.sum(axis=1, keepdims=True)
-        if not (attention_mask == (np.arange(input_ids.shape[1]) < lengths)).all():
-            raise ValueError("`attention_mask` must be right-padded (each row's 1s first) for the exported encoder")
 
         def encode(ids: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
             return self.encoder.run(None, {"input_ids": ids, "attention_mask": mask})
@@ -247,8 +208,8 @@ def greedy_decode(
     encode, decode_step, config, input_ids: np.ndarray, attention_mask: np.ndarray, max_new_tokens: int
 ) -> np.ndarray:
     """Greedy search over an encoder and a decoder step given as functions on numpy arrays (onnxruntime sessions,
-    or `PaddedEncoder` / `DecoderStep` wrapped): `encode(input_ids, attention_mask)` returns the three outputs of
-    `PaddedEncoder`, `decode_step(feeds)` those of `DecoderStep` for the feeds named as in `step_names`."""
+    or `ExportedEncoder` / `DecoderStep` wrapped): `encode(input_ids, attention_mask)` returns the three outputs of
+    `ExportedEncoder`, `decode_step(feeds)` those of `DecoderStep` for the feeds named as in `step_names`."""
     hidden, keys, state = encode(input_ids, attention_mask)
     feeds = {"encoder_hidden_states": hidden, "attention_keys": keys, "attention_mask": attention_mask}
     coverage = np.zeros(input_ids.shape, dtype=np.float32) if config.coverage else None
@@ -360,4 +321,4 @@ def beam_decode(
     return finished[:, 0, : 1 + finished_lengths[:, 0].max()]
 
 
-__all__ = ["DecoderStep", "OnnxTranslator", "PaddedEncoder", "beam_decode", "export_onnx", "greedy_decode"]
+__all__ = ["DecoderStep", "ExportedEncoder", "OnnxTranslator", "beam_decode", "export_onnx", "greedy_decode"]

@@ -6,52 +6,66 @@ Optional: coverage (Tu et al. 2016, "Modeling Coverage for NMT"; See et al. 2017
 scheduled sampling (Bengio et al. 2015, "Scheduled Sampling for Sequence Prediction with RNNs").
 """
 
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
-from transformers import GenerationMixin, PreTrainedModel
+from transformers import DynamicCache, EncoderDecoderCache, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
+from transformers.cache_utils import Cache, LinearAttentionCacheLayerMixin
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import ModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
+from transformers.utils import logging, torch_compilable_check
+from transformers.utils.deprecation import deprecate_kwarg
 
 from .configuration_simple_s2s import SimpleS2SConfig
-from .saving_simple_s2s import (
-    CHECKSUMS_NAME,
-    STAGING_PREFIX,
-    check_saved_folder,
-    move_saved_files_into,
-    sha256_of_file,
-)
 
-AUTO_MAP = {
-    "AutoConfig": "configuration_simple_s2s.SimpleS2SConfig",
-    "AutoModel": "modeling_simple_s2s.SimpleS2SModel",
-    "AutoModelForSeq2SeqLM": "modeling_simple_s2s.SimpleS2SForConditionalGeneration",
-}
+logger = logging.get_logger(__name__)
+
+TOKEN_ID_DTYPES = (torch.int64, torch.int32)  # what nn.Embedding accepts
 
 
-def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
+def shift_tokens_right(labels: torch.Tensor, pad_token_id: int | None, decoder_start_token_id: int | None):
     """Teacher forcing inputs: `labels` moved one step right behind the start token, -100 replaced by pad."""
+    if decoder_start_token_id is None:
+        raise ValueError("`decoder_start_token_id` is None: set it in the config to build decoder inputs from labels")
+    if pad_token_id is None:
+        raise ValueError("`pad_token_id` is None: set it in the config to build decoder inputs from labels")
     decoder_input_ids = labels.new_full(labels.shape, decoder_start_token_id)
     decoder_input_ids[:, 1:] = labels[:, :-1]
     return decoder_input_ids.masked_fill(decoder_input_ids == -100, pad_token_id)
 
 
-def check_token_ids(token_ids: torch.Tensor, vocab_size: int, name: str) -> None:
-    """Raise a `ValueError` naming the first id outside `[0, vocab_size)`, before the embedding fails on it."""
-    if token_ids.is_floating_point() or token_ids.is_complex() or token_ids.dtype == torch.bool:
-        raise ValueError(f"`{name}` must hold integer token ids, got dtype {token_ids.dtype}")
-    if token_ids.numel() == 0:
-        return
-    out_of_range = (token_ids < 0) | (token_ids >= vocab_size)
-    if out_of_range.any():
-        bad_id = token_ids[out_of_range][0].item()
-        raise ValueError(f"`{name}` holds token id {bad_id}, outside the vocabulary (vocab_size={vocab_size})")
+def check_token_ids(token_ids: torch.Tensor, vocab_size: int, name: str, ignore_index: int | None = None) -> None:
+    """Raise a `ValueError` naming the tensor and its first id outside `[0, vocab_size)` (or its dtype, shape), before
+    the embedding fails on it. Value checks are compiler hints when traced (`torch.compile`, `torch.export`)."""
+    if token_ids.dtype not in TOKEN_ID_DTYPES:
+        raise ValueError(f"`{name}` must hold token ids of dtype torch.int64 or torch.int32, got {token_ids.dtype}")
+    if token_ids.dim() != 2 or 0 in token_ids.shape:
+        raise ValueError(
+            f"`{name}` must have shape (batch, length) with at least one row and one token, got "
+            f"{tuple(token_ids.shape)}"
+        )
+    in_range = (token_ids >= 0) & (token_ids < vocab_size)
+    if ignore_index is not None:
+        in_range = in_range | (token_ids == ignore_index)
+
+    def message() -> str:
+        bad_id = token_ids[~in_range][0].item()
+        return f"`{name}` holds token id {bad_id}, outside the vocabulary (vocab_size={vocab_size})"
+
+    torch_compilable_check(in_range, message)
+
+
+def check_source_mask(attention_mask: torch.Tensor | None, source_shape: torch.Size) -> None:
+    """Raise a `ValueError` unless `attention_mask` `(batch, src_len)` matches the source `(batch, src_len, ...)`."""
+    if attention_mask is not None and attention_mask.shape != source_shape[:2]:
+        raise ValueError(
+            f"`attention_mask` has shape {tuple(attention_mask.shape)} but the source has shape "
+            f"{tuple(source_shape[:2])}; they must match"
+        )
 
 
 def coverage_loss(
@@ -90,112 +104,107 @@ class SimpleS2SEncoderOutput(ModelOutput):
             Top-layer outputs of the encoder, zero at padded positions. The decoder attends over them.
         final_hidden_state (`torch.FloatTensor` of shape `(batch_size, encoder_output_size)`):
             Top-layer final state (both directions concatenated), from which the decoder's initial state is bridged.
-            Batch-first, so that `generate()` can expand it for beams like any other encoder output.
+        attention_keys (`torch.FloatTensor` of shape `(batch_size, src_len, hidden_size)`):
+            The outputs projected for attention scoring, once per source (Bahdanau's U_a h_j, Luong's W_a h_j).
+            Batch-first like every field, so that `generate()` expands them for beams and never reorders them.
         hidden_states (`tuple(torch.FloatTensor)`, *optional*):
-            The embedded input and the top-layer outputs.
+            The embedded input, then the outputs of every layer.
     """
 
     last_hidden_state: torch.FloatTensor | None = None
     final_hidden_state: torch.FloatTensor | None = None
+    attention_keys: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
-def as_encoder_output(encoder_outputs: "SimpleS2SEncoderOutput | tuple") -> ModelOutput:
-    """A caller's `encoder_outputs` as a `SimpleS2SEncoderOutput`: the tuple `(last_hidden_state, final_hidden_state)`
-    is wrapped, a `ModelOutput` (what the encoder and `generate()` pass) is returned as it is."""
-    if isinstance(encoder_outputs, ModelOutput):
-        return encoder_outputs
-    return SimpleS2SEncoderOutput(
-        last_hidden_state=encoder_outputs[0],
-        final_hidden_state=encoder_outputs[1] if len(encoder_outputs) > 1 else None,
-    )
+class SimpleS2SRun(NamedTuple):
+    """What `SimpleS2SModel.run` computes, before it is put into a `ModelOutput` (one per forward, not two: a
+    `ModelOutput` costs a noticeable part of a decoding step on a CPU)."""
+
+    output_vectors: torch.Tensor  # (batch, tgt_len, embedding_size)
+    cross_attention: torch.Tensor  # (batch, 1, tgt_len, src_len)
+    decoder_hidden_states: tuple[torch.Tensor, ...] | None
+    encoder_outputs: SimpleS2SEncoderOutput
+    cache: Cache | None  # what was passed or made, updated
 
 
-def check_source_mask(attention_mask: torch.Tensor | None, encoder_hidden_states: torch.Tensor) -> None:
-    """Raise a `ValueError` unless `attention_mask` `(batch, src_len)` matches the encoder outputs `(batch, src_len, _)`."""
-    if attention_mask is not None and attention_mask.shape != encoder_hidden_states.shape[:2]:
-        raise ValueError(
-            f"`attention_mask` has shape {tuple(attention_mask.shape)} but the source has shape "
-            f"{tuple(encoder_hidden_states.shape[:2])}; they must match"
-        )
+def gather_positions(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """values `(batch, length, size)` at per-row positions `index` `(batch, n)` -> `(batch, n, size)`."""
+    return values.gather(1, index.unsqueeze(-1).expand(-1, -1, values.shape[-1]))
 
 
-@dataclass
-class SimpleS2SCache:
-    """What a decoding step needs besides the encoder outputs; cost per step does not grow with the prefix.
+class SimpleS2SGRU(nn.Module):
+    """The weights of a multi-layer (bi)GRU, named as `nn.GRU` names them, run one layer and direction at a time with
+    torch's GRU kernels: the encoder needs each direction on its own, the decoder one step at a time, and unlike
+    `nn.GRU` this module can be traced by `torch.compile` and `torch.export`."""
 
-    Args:
-        decoder_state (`torch.FloatTensor` of shape `(decoder_layers, batch_size, hidden_size)`):
-            The recurrent state after the last token fed.
-        attention_keys (`torch.FloatTensor` of shape `(batch_size, src_len, hidden_size)`):
-            The encoder outputs projected for scoring, computed once per source.
-        coverage (`torch.FloatTensor` of shape `(batch_size, src_len)`, *optional*):
-            With `config.coverage`: the sum of the attention weights of all steps so far (0 on pads).
-    """
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, bidirectional: bool = False):
+        super().__init__()
+        self.hidden_size, self.num_layers, self.bidirectional = hidden_size, num_layers, bidirectional
+        for layer in range(num_layers):
+            layer_input_size = input_size if layer == 0 else hidden_size * (2 if bidirectional else 1)
+            for suffix in ("", "_reverse") if bidirectional else ("",):
+                shapes = {
+                    "weight_ih": (3 * hidden_size, layer_input_size),
+                    "weight_hh": (3 * hidden_size, hidden_size),
+                }
+                shapes.update(bias_ih=(3 * hidden_size,), bias_hh=(3 * hidden_size,))
+                for name, shape in shapes.items():
+                    self.register_parameter(f"{name}_l{layer}{suffix}", nn.Parameter(torch.empty(shape)))
 
-    decoder_state: torch.Tensor
-    attention_keys: torch.Tensor
-    coverage: torch.Tensor | None = None
+    def weights(self, layer: int, reverse: bool = False) -> list[torch.Tensor]:
+        suffix = f"_l{layer}" + ("_reverse" if reverse else "")
+        return [getattr(self, f"{name}{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
 
-    def reorder(self, beam_idx: torch.LongTensor) -> "SimpleS2SCache":
-        # Beams never move across sources, so the per-source keys stay as they are; the state and coverage follow.
-        coverage = None if self.coverage is None else self.coverage.index_select(0, beam_idx)
-        return SimpleS2SCache(self.decoder_state.index_select(1, beam_idx), self.attention_keys, coverage)
+    def cell(self, layer: int, inputs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """One step of one layer: inputs `(batch, input)`, state `(batch, hidden)` -> new state `(batch, hidden)`."""
+        return torch.gru_cell(inputs, state, *self.weights(layer))
+
+    def run(
+        self, layer: int, inputs: torch.Tensor, initial_state: torch.Tensor, reverse: bool = False
+    ) -> torch.Tensor:
+        """One layer and direction over a sequence, first position first: inputs `(batch, length, input)`, initial
+        state `(batch, hidden)` -> outputs `(batch, length, hidden)` (its state after each position)."""
+        weights = self.weights(layer, reverse)
+        outputs, _ = torch.gru(inputs, initial_state.unsqueeze(0), weights, True, 1, 0.0, False, False, True)
+        return outputs
 
 
 class SimpleS2SAttention(nn.Module):
-    """Scores decoder queries against the encoder outputs: additive (Bahdanau) or dot / general (Luong)."""
+    """Scores decoder queries against the attention keys: additive (Bahdanau) or dot / general (Luong)."""
 
     def __init__(self, config: SimpleS2SConfig):
         super().__init__()
         self.attention_type = config.attention_type
-        self.hidden_size = config.hidden_size
-        self.encoder_output_size = config.encoder_output_size
-        if config.attention_type == "bahdanau":  # e_ti = v^T tanh(W s_{i-1} + U h_j)
-            self.key_proj = nn.Linear(config.encoder_output_size, config.hidden_size, bias=False)
+        if config.attention_type == "bahdanau":  # e_tj = v^T tanh(W s_{t-1} + U h_j), U h_j being the key
             self.query_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
             self.energy = nn.Linear(config.hidden_size, 1, bias=False)
-        elif config.attention_type == "luong_general":  # score = h_t^T W_a h_s
-            self.key_proj = nn.Linear(config.encoder_output_size, config.hidden_size, bias=False)
         if config.coverage:
-            # Bahdanau: e_ti = v^T tanh(W s + U h_j + w_c c_ij) (See et al.); Luong: score + (h_t^T w_c) c_ij, the
-            # dot product of the query with a key moved by w_c c_ij, so that dot scoring gets coverage too.
+            # Bahdanau: e_tj = v^T tanh(W s + U h_j + w_c c_tj) (See et al.); Luong: score + (s_t^T w_c) c_tj, the
+            # dot product of the query with a key moved by w_c c_tj, so that dot scoring gets coverage too.
             in_size, out_size = (
                 (1, config.hidden_size) if self.attention_type == "bahdanau" else (config.hidden_size, 1)
             )
             self.coverage_proj = nn.Linear(in_size, out_size, bias=False)
 
-    def compute_keys(self, encoder_hidden_states: torch.Tensor) -> torch.Tensor:
-        """Project the encoder outputs once per source: (batch, src_len, enc_size) -> (batch, src_len, hidden)."""
-        if self.attention_type != "luong_dot":
-            return self.key_proj(encoder_hidden_states)
-        if self.encoder_output_size == self.hidden_size:
-            return encoder_hidden_states
-        # Parameter-free dot scoring against a bidirectional encoder: sum the two directions (as the PyTorch
-        # chatbot tutorial does) so the keys have the decoder state's size.
-        forward_states, backward_states = encoder_hidden_states.split(self.hidden_size, dim=-1)
-        return forward_states + backward_states
-
     def forward(
         self,
         query: torch.Tensor,
         keys: torch.Tensor,
-        values: torch.Tensor,
         padding_mask: torch.Tensor | None,
         coverage: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> torch.Tensor:
         """
         Args:
             query: `(batch, tgt_len, hidden)` decoder states.
-            keys: `(batch, src_len, hidden)` from `compute_keys`.
-            values: `(batch, src_len, encoder_output_size)` encoder outputs.
+            keys: `(batch, src_len, hidden)`, the encoder's `attention_keys`.
             padding_mask: `(batch, 1, src_len)`, True on padded source positions, or None for no padding.
             coverage: `(batch, 1, src_len)` past attention summed, with `config.coverage` (then tgt_len is 1).
 
         Returns:
-            context `(batch, tgt_len, encoder_output_size)` and weights `(batch, tgt_len, src_len)`, which sum
-            to 1 over the real source tokens and are exactly 0 on pads (all 0 for a source that is only padding).
+            weights `(batch, tgt_len, src_len)`, which sum to 1 over the real source tokens and are exactly 0 on pads
+            (all 0 for a source that is only padding).
         """
         if self.attention_type == "bahdanau":
             energies = self.query_proj(query).unsqueeze(2) + keys.unsqueeze(1)  # (batch, tgt, src, hidden)
@@ -206,18 +215,16 @@ class SimpleS2SAttention(nn.Module):
             scores = query @ keys.transpose(1, 2)  # (batch, tgt_len, src_len)
             if coverage is not None:
                 scores = scores + self.coverage_proj(query) * coverage  # (batch, 1, 1) * (batch, 1, src_len)
-        if padding_mask is not None:
-            # finfo.min rather than -inf: a source that is all padding gets uniform weights, zeroed below, not NaN
-            scores = scores.masked_fill(padding_mask, torch.finfo(scores.dtype).min)
-        weights = torch.softmax(scores, dim=-1)
-        if padding_mask is not None:
-            weights = weights.masked_fill(padding_mask, 0.0)
-        context = weights @ values  # (batch, tgt_len, encoder_output_size)
-        return context, weights
+        if padding_mask is None:
+            return torch.softmax(scores, dim=-1)
+        # finfo.min rather than -inf: a source that is all padding gets uniform weights, zeroed below, not NaN
+        scores = scores.masked_fill(padding_mask, torch.finfo(scores.dtype).min)
+        return torch.softmax(scores, dim=-1).masked_fill(padding_mask, 0.0)
 
 
 class SimpleS2SEncoder(nn.Module):
-    """Embeddings, dropout and a multi-layer (bi)GRU run over packed sequences, whatever side the padding is on."""
+    """Embeddings, dropout and a multi-layer (bi)GRU that reads only the real tokens of each row, whatever side the
+    padding is on; then the outputs projected once into keys for the decoder's attention."""
 
     main_input_name = "input_ids"
 
@@ -226,82 +233,110 @@ class SimpleS2SEncoder(nn.Module):
         self.config = config
         self.embed_tokens = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id)
         self.dropout = nn.Dropout(config.dropout)
-        self.gru = nn.GRU(
-            config.embedding_size,
-            config.hidden_size,
-            num_layers=config.encoder_layers,
-            dropout=config.dropout if config.encoder_layers > 1 else 0.0,
-            bidirectional=config.bidirectional_encoder,
-            batch_first=True,
+        self.gru = SimpleS2SGRU(
+            config.embedding_size, config.hidden_size, config.encoder_layers, config.bidirectional_encoder
         )
+        if config.attention_type != "luong_dot":
+            self.key_proj = nn.Linear(config.encoder_output_size, config.hidden_size, bias=False)
 
     def forward(
         self,
-        input_ids: torch.LongTensor,
+        input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
     ) -> SimpleS2SEncoderOutput | tuple:
         """
         Args:
-            input_ids: `(batch, src_len)` source token ids.
+            input_ids: `(batch, src_len)` source token ids (or `inputs_embeds` `(batch, src_len, embedding_size)`).
             attention_mask: `(batch, src_len)`, 1 on real tokens and 0 on pads (left, right or both sides).
                 None means no padding.
             output_attentions: accepted for the `generate()` interface; a GRU encoder has no self-attention.
         """
-        check_token_ids(input_ids, self.config.vocab_size, "input_ids")
-        if input_ids.dim() != 2 or 0 in input_ids.shape:
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds` to the encoder")
+        if input_ids is not None:
+            check_token_ids(input_ids, self.config.vocab_size, "input_ids")
+            inputs_embeds = self.embed_tokens(input_ids)
+        elif inputs_embeds.dim() != 3 or 0 in inputs_embeds.shape[:2]:
             raise ValueError(
-                f"`input_ids` must have shape (batch, src_len) with at least one row and one token, got "
-                f"{tuple(input_ids.shape)}"
+                f"`inputs_embeds` must have shape (batch, src_len, embedding_size) with at least one row and one "
+                f"token, got {tuple(inputs_embeds.shape)}"
             )
-        if attention_mask is not None and attention_mask.shape != input_ids.shape:
-            raise ValueError(
-                f"`attention_mask` has shape {tuple(attention_mask.shape)} but `input_ids` has shape "
-                f"{tuple(input_ids.shape)}; they must match"
-            )
+        check_source_mask(attention_mask, inputs_embeds.shape)
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        embeds = self.dropout(self.embed_tokens(input_ids))  # (batch, src_len, emb)
-
-        if attention_mask is None or bool(attention_mask.all()):
-            outputs, final_states = self.gru(embeds)  # (batch, src_len, enc_size), (layers * dirs, batch, hidden)
-        else:
-            outputs, final_states = self._run_packed(embeds, attention_mask.bool())
-
-        if self.config.bidirectional_encoder:
-            final_hidden_state = torch.cat([final_states[-2], final_states[-1]], dim=-1)  # (batch, 2 * hidden)
-        else:
-            final_hidden_state = final_states[-1]  # (batch, hidden)
-
-        hidden_states = (embeds, outputs) if output_hidden_states else None
-        if not return_dict:
-            return tuple(v for v in (outputs, final_hidden_state, hidden_states) if v is not None)
-        return SimpleS2SEncoderOutput(
-            last_hidden_state=outputs, final_hidden_state=final_hidden_state, hidden_states=hidden_states
+        embeds = self.dropout(inputs_embeds)  # (batch, src_len, emb)
+        if attention_mask is None:
+            attention_mask = torch.ones(embeds.shape[:2], dtype=torch.bool, device=embeds.device)
+        layer_outputs, final_hidden_state = self.run_gru(embeds, attention_mask.bool())
+        outputs = layer_outputs[-1]  # (batch, src_len, enc_size)
+        hidden_states = (embeds, *layer_outputs) if output_hidden_states else None
+        output = SimpleS2SEncoderOutput(
+            last_hidden_state=outputs,
+            final_hidden_state=final_hidden_state,
+            attention_keys=self.project_keys(outputs),
+            hidden_states=hidden_states,
         )
+        return output if return_dict else output.to_tuple()
 
-    def _run_packed(self, embeds: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        batch_size, src_len, _ = embeds.shape
-        lengths = mask.sum(dim=1)  # (batch,)
-        # Move each row's real tokens to the front, in order (a stable sort puts True before False once negated),
-        # so that left-, right- and mixed padding all pack the same way; the outputs are moved back afterwards.
-        order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)  # (batch, src_len)
-        gathered = embeds.gather(1, order.unsqueeze(-1).expand_as(embeds))
-        packed = pack_padded_sequence(
-            gathered, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
-        )  # a row of only padding runs one (pad) step and is zeroed below
-        packed_outputs, final_states = self.gru(packed)
-        front_outputs, _ = pad_packed_sequence(packed_outputs, batch_first=True, total_length=src_len)
-        outputs = torch.zeros_like(front_outputs).scatter(
-            1, order.unsqueeze(-1).expand_as(front_outputs), front_outputs
-        )  # (batch, src_len, enc_size), back in the input's positions
-        outputs = outputs.masked_fill(~mask.unsqueeze(-1), 0.0)
-        final_states = final_states.masked_fill((lengths == 0).view(1, batch_size, 1), 0.0)
-        return outputs, final_states
+    def run_gru(self, embeds: torch.Tensor, mask: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The GRU layers over each row's real tokens only, with no data-dependent branch (so that it compiles and
+        exports): real tokens are moved to the front in order, the forward direction reads them first, the backward
+        direction reads them reversed (pads stay behind), and outputs go back to the input's positions. The pads a
+        direction reads after the real tokens never reach a real output.
+
+        Returns every layer's outputs `(batch, src_len, enc_size)` (0 on pads) and the top layer's final state
+        `(batch, enc_size)` (0 for a row that is all padding).
+        """
+        src_len = embeds.shape[1]
+        lengths = mask.sum(dim=1, keepdim=True)  # (batch, 1)
+        steps = lengths.clamp(min=1)  # a row of only padding runs one (pad) step and is zeroed below
+        positions = torch.arange(src_len, device=embeds.device).unsqueeze(0)  # (1, src_len)
+        # Where each position goes when the real tokens move to the front, in order, pads behind them: a permutation
+        # computed with cumulative sums (no sort, which the ONNX exporter cannot translate).
+        real = mask.long()  # cumsum of integers: ONNX has no cumsum of booleans
+        destination = torch.where(mask, real.cumsum(dim=1) - 1, lengths + (1 - real).cumsum(dim=1) - 1)
+        reverse = torch.where(
+            positions < steps, steps - 1 - positions, positions
+        )  # real tokens reversed, an involution
+        last = steps - 1  # (batch, 1)
+        is_real = positions < lengths  # (batch, src_len), in the front-packed order
+
+        hidden = torch.zeros_like(embeds).scatter(1, destination.unsqueeze(-1).expand_as(embeds), embeds)
+        front_packed_outputs = []
+        for layer in range(self.config.encoder_layers):
+            if layer > 0:  # as nn.GRU: dropout between stacked layers
+                hidden = self.dropout(hidden)
+            initial_state = hidden.new_zeros(hidden.shape[0], self.config.hidden_size)
+            forward_outputs = self.gru.run(layer, hidden, initial_state)  # (batch, src_len, hidden)
+            finals = [gather_positions(forward_outputs, last)]
+            if self.config.bidirectional_encoder:
+                reversed_outputs = self.gru.run(layer, gather_positions(hidden, reverse), initial_state, reverse=True)
+                finals.append(gather_positions(reversed_outputs, last))  # after reading the first real token
+                forward_outputs = torch.cat([forward_outputs, gather_positions(reversed_outputs, reverse)], dim=-1)
+            hidden = forward_outputs.masked_fill(~is_real.unsqueeze(-1), 0.0)  # (batch, src_len, enc_size)
+            front_packed_outputs.append(hidden)
+
+        final_hidden_state = torch.cat(finals, dim=-1).squeeze(1)  # (batch, enc_size)
+        final_hidden_state = final_hidden_state.masked_fill(lengths == 0, 0.0)
+        layer_outputs = [gather_positions(outputs, destination) for outputs in front_packed_outputs]  # input order
+        return layer_outputs, final_hidden_state
+
+    def project_keys(self, encoder_hidden_states: torch.Tensor) -> torch.Tensor:
+        """(batch, src_len, enc_size) -> attention keys (batch, src_len, hidden), once per source."""
+        if self.config.attention_type != "luong_dot":
+            return self.key_proj(encoder_hidden_states)
+        if not self.config.bidirectional_encoder:
+            return encoder_hidden_states
+        # Parameter-free dot scoring against a bidirectional encoder: sum the two directions (as the PyTorch
+        # chatbot tutorial does) so the keys have the decoder state's size.
+        forward_states, backward_states = encoder_hidden_states.split(self.config.hidden_size, dim=-1)
+        return forward_states + backward_states
 
 
-class SimpleS2SDecoder(nn.Module):
+class SimpleS2SDecoder(GradientCheckpointingLayer):
     """A GRU decoder that attends over the encoder outputs at every step and returns one vector per step."""
 
     def __init__(self, config: SimpleS2SConfig):
@@ -316,13 +351,7 @@ class SimpleS2SDecoder(nn.Module):
         # Bahdanau feeds the context into the GRU; Luong attends after the GRU (no input feeding, so teacher
         # forcing runs the GRU over the whole target in one call).
         gru_input_size = config.embedding_size + (config.encoder_output_size if self.is_bahdanau else 0)
-        self.gru = nn.GRU(
-            gru_input_size,
-            config.hidden_size,
-            num_layers=config.decoder_layers,
-            dropout=config.dropout if config.decoder_layers > 1 else 0.0,
-            batch_first=True,
-        )
+        self.gru = SimpleS2SGRU(gru_input_size, config.hidden_size, config.decoder_layers)
         # Bahdanau's deep output tanh(W[s; c; e]) or Luong's attentional layer tanh(W[c; h]), sized like the
         # embedding so that the output layer can share the embedding matrix.
         output_input_size = config.hidden_size + config.encoder_output_size
@@ -330,85 +359,188 @@ class SimpleS2SDecoder(nn.Module):
             output_input_size += config.embedding_size
         self.output_proj = nn.Linear(output_input_size, config.embedding_size)
 
-    def initial_state(self, final_hidden_state: torch.Tensor) -> torch.Tensor:
-        """(batch, encoder_output_size) -> (decoder_layers, batch, hidden)."""
-        batch_size = final_hidden_state.shape[0]
+    def initial_state(self, final_hidden_state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(batch, encoder_output_size) -> one state (batch, hidden) per decoder layer."""
         state = torch.tanh(self.bridge(final_hidden_state))  # (batch, layers * hidden)
-        state = state.view(batch_size, self.config.decoder_layers, self.config.hidden_size)
-        return state.transpose(0, 1).contiguous()
+        return state.view(-1, self.config.decoder_layers, self.config.hidden_size).unbind(1)
+
+    def step(
+        self,
+        embedded: torch.Tensor,
+        states: tuple[torch.Tensor, ...],
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        padding_mask: torch.Tensor | None,
+        coverage: torch.Tensor | None,
+    ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """One decoding step, the recurrence that every path unrolls or calls (training, generate(), scheduled
+        sampling, export).
+
+        Args:
+            embedded: `(batch, embedding_size)`, the embedded input token (after dropout).
+            states: one `(batch, hidden)` state per layer, after the previous token.
+            keys, values: `(batch, src_len, hidden)` attention keys and `(batch, src_len, enc_size)` encoder outputs.
+            padding_mask: `(batch, 1, src_len)`, True on pads, or None.
+            coverage: `(batch, 1, src_len)` attention summed over the previous steps, with `config.coverage`.
+
+        Returns:
+            the new states and this step's attention weights `(batch, 1, src_len)`.
+        """
+        if self.is_bahdanau:  # attend with the previous top state, feed the context into the GRU
+            weights = self.attention(states[-1].unsqueeze(1), keys, padding_mask, coverage)  # (batch, 1, src)
+            layer_input = torch.cat([embedded, (weights @ values).squeeze(1)], dim=-1)  # (batch, emb + enc)
+        else:
+            layer_input = embedded
+        new_states = []
+        for layer, state in enumerate(states):
+            if layer > 0:  # as nn.GRU: dropout between stacked layers
+                layer_input = self.dropout(layer_input)
+            layer_input = self.gru.cell(layer, layer_input, state)  # (batch, hidden)
+            new_states.append(layer_input)
+        if not self.is_bahdanau:  # Luong: attend with the new top state
+            weights = self.attention(layer_input.unsqueeze(1), keys, padding_mask, coverage)
+        return tuple(new_states), weights
+
+    def run_gru_over_sequence(
+        self, embeds: torch.Tensor, states: tuple[torch.Tensor, ...]
+    ) -> tuple[list[torch.Tensor], tuple[torch.Tensor, ...]]:
+        """Luong without coverage: the attention does not feed the GRU, so each layer runs over the whole target in
+        one call (equal to unrolling `step`, which the tests check). Returns each layer's outputs and last states."""
+        layer_outputs, layer_input = [], embeds
+        for layer, state in enumerate(states):
+            if layer > 0:
+                layer_input = self.dropout(layer_input)
+            layer_input = self.gru.run(layer, layer_input, state)  # (batch, tgt_len, hidden)
+            layer_outputs.append(layer_input)
+        return layer_outputs, tuple(outputs[:, -1] for outputs in layer_outputs)
 
     def forward(
         self,
-        input_ids: torch.LongTensor,
+        input_ids: torch.LongTensor | None,
+        inputs_embeds: torch.FloatTensor | None,
         encoder_hidden_states: torch.Tensor,
+        attention_keys: torch.Tensor,
         final_hidden_state: torch.Tensor | None,
         attention_mask: torch.Tensor | None = None,
-        cache: SimpleS2SCache | None = None,
-    ) -> tuple[torch.Tensor, SimpleS2SCache, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        cache: Cache | None = None,
+        output_hidden_states: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...] | None]:
         """
+        Tensors that may need gradients are positional, as gradient checkpointing (`use_reentrant=True`) requires.
+
         Args:
-            input_ids: `(batch, tgt_len)` decoder inputs (the start token, then the target shifted right).
-            encoder_hidden_states: `(batch, src_len, encoder_output_size)`.
-            final_hidden_state: `(batch, encoder_output_size)`, used to start when there is no cache.
+            input_ids: `(batch, tgt_len)` decoder inputs (the start token, then the target shifted right), or
+                `inputs_embeds` `(batch, tgt_len, embedding_size)`.
+            encoder_hidden_states, attention_keys: `(batch, src_len, enc_size)`, `(batch, src_len, hidden)`.
+            final_hidden_state: `(batch, enc_size)`, bridged into the initial state when the cache has none.
             attention_mask: `(batch, src_len)` source mask, or None for no padding.
-            cache: the state after the tokens already fed, or None to start from the bridged encoder state.
+            cache: the decoder part of the cache (see `SimpleS2SConfig.layer_types`), read and updated in place:
+                per layer the GRU state, and in layer 0 one row per token fed so far, its attention weights.
 
         Returns:
-            output vectors `(batch, tgt_len, embedding_size)`, the new cache, attention weights
-            `(batch, tgt_len, src_len)`, and (embedded inputs, top-layer GRU outputs) as hidden states.
+            output vectors `(batch, tgt_len, embedding_size)`, attention weights `(batch, 1, tgt_len, src_len)` (one
+            head, transformers' layout; the outputs are computed from this very tensor), and with
+            `output_hidden_states` the embedded inputs and every layer's outputs `(batch, tgt_len, hidden)`.
         """
-        if cache is None:
-            if final_hidden_state is None:
-                raise ValueError(
-                    "`encoder_outputs` must carry `final_hidden_state` (as SimpleS2SEncoder returns it) to start decoding"
-                )
-            cache = SimpleS2SCache(
-                decoder_state=self.initial_state(final_hidden_state),
-                attention_keys=self.attention.compute_keys(encoder_hidden_states),
-                coverage=encoder_hidden_states.new_zeros(encoder_hidden_states.shape[:2])
-                if self.config.coverage
-                else None,
-            )
-        padding_mask = None if attention_mask is None else (attention_mask == 0).unsqueeze(1)  # (batch, 1, src)
-        embeds = self.dropout(self.embed_tokens(input_ids))  # (batch, tgt_len, emb)
-        keys, state = cache.attention_keys, cache.decoder_state
-        coverage = None if cache.coverage is None else cache.coverage.unsqueeze(1)  # (batch, 1, src_len)
-
-        if self.is_bahdanau:
-            step_outputs, contexts, weights = [], [], []
-            for t in range(input_ids.shape[1]):
-                query = state[-1].unsqueeze(1)  # previous top-layer state, (batch, 1, hidden)
-                context, step_weights = self.attention(query, keys, encoder_hidden_states, padding_mask, coverage)
-                if coverage is not None:
-                    coverage = coverage + step_weights
-                step_output, state = self.gru(torch.cat([embeds[:, t : t + 1], context], dim=-1), state)
-                step_outputs.append(step_output)
-                contexts.append(context)
-                weights.append(step_weights)
-            gru_outputs = torch.cat(step_outputs, dim=1)  # (batch, tgt_len, hidden)
-            context = torch.cat(contexts, dim=1)  # (batch, tgt_len, enc_size)
-            attention_weights = torch.cat(weights, dim=1)  # (batch, tgt_len, src_len)
-            features = torch.cat([gru_outputs, context, embeds], dim=-1)
+        embeds = self.dropout(self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds)
+        padding_mask = source_padding_mask(attention_mask)
+        if cache is not None and cache.has_previous_state(0, 0):
+            # Copies: the cache is updated in place at the end of this call, and autograd may need what was read.
+            states = tuple(cache.layers[layer].recurrent_states[0].clone() for layer in range(len(cache.layers)))
+            coverage = coverage_so_far(cache) if self.config.coverage else None
         else:
-            gru_outputs, state = self.gru(embeds, state)  # (batch, tgt_len, hidden)
-            if coverage is None:
-                context, attention_weights = self.attention(gru_outputs, keys, encoder_hidden_states, padding_mask)
-            else:  # each step's scores depend on the weights of the steps before it
-                contexts, weights = [], []
-                for t in range(input_ids.shape[1]):
-                    step_context, step_weights = self.attention(
-                        gru_outputs[:, t : t + 1], keys, encoder_hidden_states, padding_mask, coverage
-                    )
-                    coverage = coverage + step_weights
-                    contexts.append(step_context)
-                    weights.append(step_weights)
-                context = torch.cat(contexts, dim=1)  # (batch, tgt_len, enc_size)
-                attention_weights = torch.cat(weights, dim=1)  # (batch, tgt_len, src_len)
-            features = torch.cat([gru_outputs, context], dim=-1)
+            states, coverage = self.start(final_hidden_state, attention_keys)
 
-        output_vectors = torch.tanh(self.output_proj(features))  # (batch, tgt_len, emb)
-        new_cache = SimpleS2SCache(state, keys, None if coverage is None else coverage.squeeze(1))
-        return output_vectors, new_cache, attention_weights, (embeds, gru_outputs)
+        if not self.is_bahdanau and coverage is None and embeds.shape[1] > 1:
+            layer_outputs, states = self.run_gru_over_sequence(embeds, states)
+            cross_attention = self.attention(layer_outputs[-1], attention_keys, padding_mask).unsqueeze(1)
+        else:
+            step_states, step_weights = [], []
+            for t in range(embeds.shape[1]):
+                states, weights = self.step(
+                    embeds[:, t], states, attention_keys, encoder_hidden_states, padding_mask, coverage
+                )
+                if coverage is not None:
+                    coverage = coverage + weights
+                step_states.append(states)
+                step_weights.append(weights)
+            cross_attention = torch.cat(step_weights, dim=1).unsqueeze(1)  # (batch, 1, tgt_len, src_len)
+            layers = range(self.config.decoder_layers) if output_hidden_states else [self.config.decoder_layers - 1]
+            layer_outputs = [torch.stack([s[layer] for s in step_states], dim=1) for layer in layers]
+
+        output_vectors = self.output_vectors(layer_outputs[-1], cross_attention, encoder_hidden_states, embeds)
+        if cache is not None:
+            store_in_cache(cache, states, cross_attention)
+        hidden_states = (embeds, *layer_outputs) if output_hidden_states else None
+        return output_vectors, cross_attention, hidden_states
+
+    def start(
+        self, final_hidden_state: torch.Tensor | None, attention_keys: torch.Tensor
+    ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor | None]:
+        """The states before the first token (bridged from the encoder) and, with coverage, zero coverage."""
+        if final_hidden_state is None:
+            raise ValueError(
+                "`encoder_outputs` must carry `final_hidden_state` (as SimpleS2SEncoder returns it) to start decoding"
+            )
+        batch_size, src_len = attention_keys.shape[:2]
+        coverage = attention_keys.new_zeros(batch_size, 1, src_len) if self.config.coverage else None
+        return self.initial_state(final_hidden_state), coverage
+
+    def output_vectors(
+        self,
+        top_outputs: torch.Tensor,
+        cross_attention: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        embeds: torch.Tensor,
+    ) -> torch.Tensor:
+        """Bahdanau's deep output tanh(W[s; c; e]) or Luong's attentional layer tanh(W[s; c]), for every position:
+        top-layer outputs `(batch, tgt_len, hidden)`, attention `(batch, 1, tgt_len, src_len)`, embedded inputs
+        `(batch, tgt_len, emb)` -> `(batch, tgt_len, emb)`. The context is computed here from the attention weights
+        that are returned, so that they are on the gradient path like any transformers attention output."""
+        context = cross_attention.squeeze(1) @ encoder_hidden_states  # (batch, tgt_len, enc_size)
+        features = [top_outputs, context] + ([embeds] if self.is_bahdanau else [])
+        return torch.tanh(self.output_proj(torch.cat(features, dim=-1)))
+
+
+def source_padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """`(batch, src_len)` source mask -> `(batch, 1, src_len)`, True on pads; None for no padding."""
+    return None if attention_mask is None else (attention_mask == 0).unsqueeze(1)
+
+
+def coverage_so_far(cache: Cache) -> torch.Tensor:
+    """The attention weights of every token fed so far, summed: `(batch, 1, src_len)` (unwritten rows are 0)."""
+    return cache.layers[0].keys.sum(dim=2)
+
+
+def store_in_cache(cache: Cache, states: tuple[torch.Tensor, ...], cross_attention: torch.Tensor) -> None:
+    """Write the decoder's state after the tokens just fed into transformers' cache layers, in place (static
+    addresses stay, so a compiled step can be captured in a CUDA graph)."""
+    for layer, state in enumerate(states):
+        cache.update_recurrent_state(state, layer_idx=layer)
+        if not cache.layers[layer].has_previous_state[0]:
+            # transformers sets this flag when a conv state is written (Mamba); a GRU has only a recurrent state.
+            cache.layers[layer].has_previous_state[0] = True
+    # One key row per token fed, its attention weights; the values carry nothing (zero width).
+    cache.update(cross_attention, cross_attention.new_zeros(*cross_attention.shape[:3], 0), layer_idx=0)
+
+
+def decoder_cache(cache: Cache | None, config: SimpleS2SConfig) -> Cache | None:
+    """The part of `cache` that holds the decoder's state: itself, or the self-attention part of an
+    `EncoderDecoderCache`; refused with a `ValueError` unless its layers can hold a recurrent state."""
+    if cache is None:
+        return None
+    if isinstance(cache, EncoderDecoderCache):
+        cache = cache.self_attention_cache
+    if (
+        not isinstance(cache, Cache)
+        or len(cache.layers) != config.decoder_layers
+        or not all(isinstance(layer, LinearAttentionCacheLayerMixin) for layer in cache.layers)
+    ):
+        raise ValueError(
+            f"`cache` must be built from the model's config (e.g. `DynamicCache(config=model.config)`), with one "
+            f"recurrent layer per decoder layer ({config.decoder_layers}); got {cache!r}"
+        )
+    return cache
 
 
 class SimpleS2SPreTrainedModel(PreTrainedModel):
@@ -416,14 +548,18 @@ class SimpleS2SPreTrainedModel(PreTrainedModel):
     base_model_prefix = "model"
     main_input_name = "input_ids"
     _no_split_modules = ["SimpleS2SEncoder", "SimpleS2SDecoder"]
+    # The decoder, whose unrolled steps hold most of the activations, is recomputed in the backward pass.
+    supports_gradient_checkpointing = True
     # A recurrent state cannot be rolled back, so assisted generation must refuse it.
     _is_stateful = True
+    # A decoding step from a static cache has no graph break: generate() can compile it (`cache_implementation="static"`).
+    _can_compile_fullgraph = True
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
-        # transformers' default does not know nn.GRU; uniform [-r, r] for every weight is the classic RNN NMT init.
+        # transformers' default does not know GRUs; uniform [-r, r] for every weight is the classic RNN NMT init.
         bound = self.config.initializer_range
-        if isinstance(module, nn.GRU):
+        if isinstance(module, SimpleS2SGRU):
             for name, param in module.named_parameters():
                 if name.startswith("weight"):
                     init.uniform_(param, -bound, bound)
@@ -438,86 +574,34 @@ class SimpleS2SPreTrainedModel(PreTrainedModel):
             if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
                 init.zeros_(module.weight[module.padding_idx])
 
-    def _tied_parameters(self) -> dict[str, str]:
-        """The part of `_tied_weights_keys` (`{target: source}`) that the config switches on."""
-        return {}
+    @property
+    def _tied_weights_keys(self) -> dict[str, str]:
+        """`{target: source}` of the ties the config makes now (not when the model was built), so that a changed
+        `tie_word_embeddings` or `share_embeddings` is what `save_pretrained` and `tie_weights` follow."""
+        prefix = "" if isinstance(self, SimpleS2SModel) else "model."
+        tied = {}
+        if self.config.tie_word_embeddings and not isinstance(self, SimpleS2SModel):
+            tied["lm_head.weight"] = f"{prefix}decoder.embed_tokens.weight"
+        if self.config.share_embeddings:
+            tied[f"{prefix}encoder.embed_tokens.weight"] = f"{prefix}decoder.embed_tokens.weight"
+        return tied
 
     def get_expanded_tied_weights_keys(self, all_submodels: bool = False) -> dict:
-        # The default only ties when `tie_word_embeddings` is set; `share_embeddings` ties independently of it.
+        # transformers applies every tie only with `tie_word_embeddings`; `share_embeddings` ties the encoder's
+        # embedding to the decoder's on its own, so each entry of `_tied_weights_keys` is switched by its field.
         if all_submodels:
             return super().get_expanded_tied_weights_keys(all_submodels=True)
-        return self._tied_parameters()
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, from safetensors only; a local folder is first checked for a half-finished
-        save, a config.json with wrong values and truncated or corrupted weights, each refused with the file's name."""
-        # Weights load from safetensors only: a `.bin` checkpoint is a pickle, and unpickling can run code.
-        if kwargs.get("use_safetensors") is False:
-            raise ValueError("`use_safetensors=False` is not supported: SimpleS2S loads weights from safetensors only")
-        kwargs["use_safetensors"] = True
-        folder = os.path.join(os.fspath(pretrained_model_name_or_path or ""), kwargs.get("subfolder", ""))
-        if pretrained_model_name_or_path is not None and os.path.isdir(folder):
-            names = os.listdir(folder)
-            if not any(name.endswith(".safetensors") for name in names):
-                pickled = sorted(name for name in names if name.endswith((".bin", ".pt", ".pth")))
-                if pickled:
-                    raise OSError(
-                        f"{folder} holds pickled weights only ({', '.join(pickled)}), no model.safetensors. "
-                        "SimpleS2S loads safetensors only, because unpickling can run code: load the checkpoint once "
-                        "where you trust its origin and save it again with `save_pretrained`, which writes safetensors."
-                    )
-            config_given = isinstance(kwargs.get("config"), cls.config_class)
-            check_saved_folder(folder, cls.config_class, check_config=not config_given)
-        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
-
-    def save_pretrained(self, save_directory, is_main_process: bool = True, **kwargs):
-        """`PreTrainedModel.save_pretrained`, made safe against crashes: the files are written into a staging folder
-        inside `save_directory` and moved in only once complete, with checksums of the weights. A process killed
-        while writing leaves the previous save loadable; one killed while moving leaves a marker that makes
-        `from_pretrained` refuse the folder."""
-        # `register_for_auto_class` writes the `auto_map` entry of the saved class only; name every entry point so
-        # that AutoModel and AutoModelForSeq2SeqLM both load the folder with `trust_remote_code=True`.
-        self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **AUTO_MAP}
-        target = os.fspath(save_directory)
-        if not is_main_process or os.path.isfile(target):  # nothing is written (the parent logs a path error)
-            return super().save_pretrained(target, is_main_process=is_main_process, **kwargs)
-        os.makedirs(target, exist_ok=True)
-        for name in os.listdir(target):
-            if name.startswith(STAGING_PREFIX):  # left behind by a process killed while writing
-                shutil.rmtree(os.path.join(target, name), ignore_errors=True)
-        if kwargs.get("push_to_hub"):
-            kwargs.setdefault("repo_id", os.path.basename(os.path.abspath(target)))
-        staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=target)
-        try:
-            result = super().save_pretrained(staging, is_main_process=True, **kwargs)
-            weight_files = sorted(name for name in os.listdir(staging) if name.endswith(".safetensors"))
-            with open(os.path.join(staging, CHECKSUMS_NAME), "w", encoding="utf-8") as checksums:
-                checksums.writelines(f"{sha256_of_file(os.path.join(staging, n))}  {n}\n" for n in weight_files)
-            move_saved_files_into(staging, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return result
-
-    @classmethod
-    def _supports_default_dynamic_cache(cls) -> bool:
-        # The cache is the recurrent state (SimpleS2SCache), not a key/value cache: generate must not build one.
-        return False
+        return self._tied_weights_keys
 
 
 class SimpleS2SModel(SimpleS2SPreTrainedModel):
     """The bare encoder-decoder, returning the decoder's output vectors (before the vocabulary projection)."""
-
-    _tied_weights_keys = {"encoder.embed_tokens.weight": "decoder.embed_tokens.weight"}  # if share_embeddings
 
     def __init__(self, config: SimpleS2SConfig):
         super().__init__(config)
         self.encoder = SimpleS2SEncoder(config)
         self.decoder = SimpleS2SDecoder(config)
         self.post_init()
-
-    def _tied_parameters(self) -> dict[str, str]:
-        return dict(self._tied_weights_keys) if self.config.share_embeddings else {}
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.encoder.embed_tokens
@@ -527,12 +611,7 @@ class SimpleS2SModel(SimpleS2SPreTrainedModel):
         if self.config.share_embeddings:
             self.decoder.embed_tokens = value
 
-    def get_encoder(self, modality: str | None = None) -> SimpleS2SEncoder:
-        return self.encoder
-
-    def get_decoder(self) -> SimpleS2SDecoder:
-        return self.decoder
-
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -540,7 +619,9 @@ class SimpleS2SModel(SimpleS2SPreTrainedModel):
         decoder_input_ids: torch.LongTensor | None = None,
         decoder_attention_mask: torch.Tensor | None = None,
         encoder_outputs: SimpleS2SEncoderOutput | tuple | None = None,
-        cache: SimpleS2SCache | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        decoder_inputs_embeds: torch.FloatTensor | None = None,
         use_cache: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
@@ -548,13 +629,15 @@ class SimpleS2SModel(SimpleS2SPreTrainedModel):
     ) -> Seq2SeqModelOutput | tuple:
         r"""
         Args:
-            input_ids: `(batch, src_len)` source token ids.
+            input_ids: `(batch, src_len)` source token ids (or `inputs_embeds`, `(batch, src_len, embedding_size)`).
             attention_mask: `(batch, src_len)`, 1 on real source tokens, 0 on pads (either side). None: no pads.
-            decoder_input_ids: `(batch, tgt_len)`; with a `cache`, only the tokens not fed yet.
+            decoder_input_ids: `(batch, tgt_len)` (or `decoder_inputs_embeds`); with a `cache` that holds a state,
+                only the tokens not fed yet.
             decoder_attention_mask: accepted for interface compatibility; the decoder is causal and recurrent, so
                 right-padded targets need no mask (their pads only follow the real tokens).
             encoder_outputs: a `SimpleS2SEncoderOutput` (or the tuple `(last_hidden_state, final_hidden_state)`).
-            cache: a `SimpleS2SCache` returned by the previous call.
+            cache: an `EncoderDecoderCache` or `DynamicCache` / `StaticCache` built from the config (generate() builds
+                one); it is updated in place and returned. With `use_cache` and no cache, a new one is made.
         """
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         output_hidden_states = (
@@ -562,52 +645,103 @@ class SimpleS2SModel(SimpleS2SPreTrainedModel):
         )
         use_cache = use_cache if use_cache is not None else self.config.use_cache
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-
-        if decoder_input_ids is None:
-            raise ValueError("`decoder_input_ids` (or `labels`, for SimpleS2SForConditionalGeneration) is required")
-        if cache is None:  # generated ids are always in range; only check what a caller passed in
-            check_token_ids(decoder_input_ids, self.config.vocab_size, "decoder_input_ids")
-
-        if encoder_outputs is None:
-            if input_ids is None:
-                raise ValueError("Pass `input_ids` or `encoder_outputs`")
-            encoder_outputs = self.encoder(
-                input_ids, attention_mask=attention_mask, output_hidden_states=output_hidden_states, return_dict=True
-            )
-        else:
-            encoder_outputs = as_encoder_output(encoder_outputs)
-        encoder_hidden_states = encoder_outputs.last_hidden_state
-        check_source_mask(attention_mask, encoder_hidden_states)
-        if cache is None:  # a caller's own encoder_outputs; NaN would silently spread to every logit
-            for name in ("last_hidden_state", "final_hidden_state"):
-                value = encoder_outputs.get(name)
-                if value is not None and not torch.isfinite(value).all():
-                    raise ValueError(f"`encoder_outputs.{name}` contains NaN or inf")
-
-        output_vectors, new_cache, attention_weights, decoder_states = self.decoder(
+        run = self.run(
+            input_ids,
+            attention_mask,
             decoder_input_ids,
-            encoder_hidden_states=encoder_hidden_states,
-            final_hidden_state=encoder_outputs.get("final_hidden_state"),
-            attention_mask=attention_mask,
-            cache=cache,
+            encoder_outputs,
+            cache,
+            inputs_embeds,
+            decoder_inputs_embeds,
+            use_cache,
+            output_hidden_states,
         )
-
         output = Seq2SeqModelOutput(
-            last_hidden_state=output_vectors,
-            cache=new_cache if use_cache else None,
-            decoder_hidden_states=decoder_states if output_hidden_states else None,
-            # One layer with one head, in transformers' (batch, heads, tgt_len, src_len) layout.
-            cross_attentions=(attention_weights.unsqueeze(1),) if output_attentions else None,
-            encoder_last_hidden_state=encoder_hidden_states,
-            encoder_hidden_states=encoder_outputs.get("hidden_states"),
+            last_hidden_state=run.output_vectors,
+            cache=run.cache if use_cache else None,
+            decoder_hidden_states=run.decoder_hidden_states,
+            cross_attentions=(run.cross_attention,) if output_attentions else None,  # one layer, one head
+            encoder_last_hidden_state=run.encoder_outputs.last_hidden_state,
+            encoder_hidden_states=run.encoder_outputs.hidden_states,
         )
         return output if return_dict else output.to_tuple()
+
+    def run(
+        self,
+        input_ids: torch.LongTensor | None,
+        attention_mask: torch.Tensor | None,
+        decoder_input_ids: torch.LongTensor | None,
+        encoder_outputs: SimpleS2SEncoderOutput | tuple | None,
+        cache: Cache | None,
+        inputs_embeds: torch.FloatTensor | None,
+        decoder_inputs_embeds: torch.FloatTensor | None,
+        use_cache: bool,
+        output_hidden_states: bool,
+    ) -> SimpleS2SRun:
+        """The encoder (unless `encoder_outputs` are given) and the decoder, as both forwards need them."""
+        if (decoder_input_ids is None) == (decoder_inputs_embeds is None):
+            raise ValueError(
+                "Pass exactly one of `decoder_input_ids` and `decoder_inputs_embeds` (or `labels`, for "
+                "SimpleS2SForConditionalGeneration)"
+            )
+        if use_cache and cache is None:
+            cache = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache(config=self.config))
+        state_cache = decoder_cache(cache, self.config)
+        # Inputs are checked where decoding starts; later steps feed generated ids and the same encoder outputs.
+        starting = state_cache is None or not state_cache.has_previous_state(0, 0)
+        if decoder_input_ids is not None and starting:
+            check_token_ids(decoder_input_ids, self.config.vocab_size, "decoder_input_ids")
+        elif decoder_inputs_embeds is not None and (
+            decoder_inputs_embeds.dim() != 3 or 0 in decoder_inputs_embeds.shape[:2]
+        ):
+            raise ValueError(
+                f"`decoder_inputs_embeds` must have shape (batch, tgt_len, embedding_size), got "
+                f"{tuple(decoder_inputs_embeds.shape)}"
+            )
+
+        if encoder_outputs is None:
+            encoder_outputs = self.encoder(
+                input_ids, attention_mask, inputs_embeds, output_hidden_states=output_hidden_states, return_dict=True
+            )
+        else:
+            encoder_outputs = self.callers_encoder_outputs(encoder_outputs, check_values=starting)
+        encoder_hidden_states = encoder_outputs.last_hidden_state
+        check_source_mask(attention_mask, encoder_hidden_states.shape)
+
+        output_vectors, cross_attention, decoder_hidden_states = self.decoder(
+            decoder_input_ids,
+            decoder_inputs_embeds,
+            encoder_hidden_states,
+            encoder_outputs.attention_keys,
+            encoder_outputs.final_hidden_state,
+            attention_mask=attention_mask,
+            cache=state_cache,
+            output_hidden_states=output_hidden_states,
+        )
+        return SimpleS2SRun(output_vectors, cross_attention, decoder_hidden_states, encoder_outputs, cache)
+
+    def callers_encoder_outputs(
+        self, encoder_outputs: SimpleS2SEncoderOutput | tuple, check_values: bool = True
+    ) -> SimpleS2SEncoderOutput:
+        """`encoder_outputs` passed in (by generate() or a user) as a `SimpleS2SEncoderOutput`: a tuple
+        `(last_hidden_state, final_hidden_state[, attention_keys])` is wrapped, missing keys are projected, and (with
+        `check_values`) NaN or inf is refused: it would silently spread to every logit."""
+        if not isinstance(encoder_outputs, ModelOutput):
+            names = ("last_hidden_state", "final_hidden_state", "attention_keys")
+            encoder_outputs = SimpleS2SEncoderOutput(**dict(zip(names, encoder_outputs)))
+        for name in ("last_hidden_state", "final_hidden_state"):
+            value = encoder_outputs.get(name)
+            if value is not None and check_values:
+                torch_compilable_check(torch.isfinite(value).all(), f"`encoder_outputs.{name}` contains NaN or inf")
+        if encoder_outputs.get("attention_keys") is None:
+            encoder_outputs = SimpleS2SEncoderOutput(
+                **{**encoder_outputs, "attention_keys": self.encoder.project_keys(encoder_outputs.last_hidden_state)}
+            )
+        return encoder_outputs
 
 
 class SimpleS2SForConditionalGeneration(SimpleS2SPreTrainedModel, GenerationMixin):
     """SimpleS2S with the output layer over the vocabulary: training loss and `generate()`."""
-
-    _tied_weights_keys = {"lm_head.weight": "model.decoder.embed_tokens.weight"}  # if tie_word_embeddings
 
     def __init__(self, config: SimpleS2SConfig):
         super().__init__(config)
@@ -628,9 +762,6 @@ class SimpleS2SForConditionalGeneration(SimpleS2SPreTrainedModel, GenerationMixi
         )
         return self.teacher_forcing_ratio
 
-    def _tied_parameters(self) -> dict[str, str]:
-        return dict(self._tied_weights_keys) if self.config.tie_word_embeddings else {}
-
     def get_input_embeddings(self) -> nn.Embedding:
         return self.model.get_input_embeddings()
 
@@ -642,12 +773,6 @@ class SimpleS2SForConditionalGeneration(SimpleS2SPreTrainedModel, GenerationMixi
 
     def set_output_embeddings(self, new_embeddings: nn.Linear):
         self.lm_head = new_embeddings
-
-    def get_encoder(self, modality: str | None = None) -> SimpleS2SEncoder:
-        return self.model.encoder
-
-    def get_decoder(self) -> SimpleS2SDecoder:
-        return self.model.decoder
 
     def _resize_token_embeddings(self, new_num_tokens, pad_to_multiple_of=None, mean_resizing=True):
         # The default resizes the input embedding (the encoder's) and the output layer; a decoder embedding of its
@@ -661,6 +786,11 @@ class SimpleS2SForConditionalGeneration(SimpleS2SPreTrainedModel, GenerationMixi
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
 
+    def create_masks_for_generate(self, **kwargs) -> None:
+        # generate() builds causal masks for compileable caches; a recurrent decoder is causal by construction.
+        return None
+
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -668,62 +798,72 @@ class SimpleS2SForConditionalGeneration(SimpleS2SPreTrainedModel, GenerationMixi
         decoder_input_ids: torch.LongTensor | None = None,
         decoder_attention_mask: torch.Tensor | None = None,
         encoder_outputs: SimpleS2SEncoderOutput | tuple | None = None,
-        cache: SimpleS2SCache | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        decoder_inputs_embeds: torch.FloatTensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
     ) -> Seq2SeqLMOutput | tuple:
         r"""
         Args:
             labels: `(batch, tgt_len)` target ids ending with `eos`, -100 where no loss is wanted. Without
                 `decoder_input_ids`, the decoder inputs are the labels shifted right behind
-                `decoder_start_token_id` (teacher forcing).
+                `decoder_start_token_id` (teacher forcing). With labels, no cache is built unless `use_cache=True`.
+            logits_to_keep: compute the logits of the last `logits_to_keep` positions only (0: all), or of the
+                positions a 1-D tensor lists; generate() asks for the last one. Ignored with `labels`.
 
         The other arguments are those of [`SimpleS2SModel.forward`].
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        if labels is not None:
-            if labels.dim() != 2:
-                raise ValueError(f"`labels` must have shape (batch, tgt_len), got {tuple(labels.shape)}")
-            if decoder_input_ids is None:
-                decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
-        elif decoder_input_ids is None:
-            raise ValueError("Pass `labels` (training) or `decoder_input_ids` to SimpleS2SForConditionalGeneration")
-
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        use_cache = use_cache if use_cache is not None else self.config.use_cache and labels is None
+        if labels is not None:
+            check_token_ids(labels, self.config.vocab_size, "labels", ignore_index=-100)
+            if decoder_input_ids is None and decoder_inputs_embeds is None:
+                decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
         with_coverage_loss = labels is not None and self.config.coverage_loss_weight > 0
         if self.training and labels is None and self.config.coverage_loss_weight > 0:
             # Seq2SeqTrainer's `label_smoothing_factor` takes the labels away and computes the loss from the logits:
             # the coverage loss would be dropped without a word.
-            raise ValueError(
-                f"`coverage_loss_weight` is {self.config.coverage_loss_weight} but training forward got no `labels`; "
-                "with Seq2SeqTrainer, set `label_smoothing` in the model config instead of `label_smoothing_factor`"
+            logger.warning_once(
+                f"`coverage_loss_weight` is {self.config.coverage_loss_weight} but this training forward got no "
+                "`labels`, so no coverage loss is computed; with Seq2SeqTrainer, set `label_smoothing` in the model "
+                "config instead of `label_smoothing_factor`, which takes the labels away from the model"
             )
-        if cache is not None and labels is None and encoder_outputs is not None:
-            # generate()'s steps after the first. Unless attentions or hidden states are asked for, skip the inner
-            # model and its Seq2SeqModelOutput: a fixed Python cost paid at every step.
-            output_hidden_states = (
-                output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-            )
-            if not (output_attentions or output_hidden_states):
-                output = self._decoding_step(decoder_input_ids, attention_mask, encoder_outputs, cache, use_cache)
-                return output if return_dict else output.to_tuple()
-        model_kwargs = dict(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            encoder_outputs=encoder_outputs,
-            use_cache=use_cache,
-            output_attentions=output_attentions or with_coverage_loss,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
-        )
+        state_cache = decoder_cache(cache, self.config)
+        initial_coverage = None  # for the coverage loss, the coverage before these tokens
+        if with_coverage_loss and state_cache is not None and state_cache.has_previous_state(0, 0):
+            initial_coverage = coverage_so_far(state_cache)[:, 0]
         if self.training and cache is None and self.teacher_forcing_ratio < 1.0:  # gold inputs: decoder_input_ids
-            outputs, logits = self._forward_with_scheduled_sampling(decoder_input_ids, **model_kwargs)
+            run, logits = self._forward_with_scheduled_sampling(
+                decoder_input_ids, input_ids, attention_mask, encoder_outputs, inputs_embeds, output_hidden_states
+            )
+            cross_attention, decoder_hidden_states, encoder_outputs = run[1:4]
         else:
-            outputs = self.model(decoder_input_ids=decoder_input_ids, cache=cache, **model_kwargs)
-            logits = self.output_logits(outputs.last_hidden_state)  # (batch, tgt_len, vocab)
+            run = self.model.run(
+                input_ids,
+                attention_mask,
+                decoder_input_ids,
+                encoder_outputs,
+                cache,
+                inputs_embeds,
+                decoder_inputs_embeds,
+                use_cache,
+                output_hidden_states,
+            )
+            output_vectors, cross_attention = run.output_vectors, run.cross_attention  # (batch, tgt_len, emb)
+            decoder_hidden_states, encoder_outputs, cache = run.decoder_hidden_states, run.encoder_outputs, run.cache
+            if labels is None and (not isinstance(logits_to_keep, int) or logits_to_keep > 0):
+                kept = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+                output_vectors = output_vectors[:, kept]
+            logits = self.output_logits(output_vectors)  # (batch, tgt_len or kept, vocab)
 
         loss = None
         if labels is not None:
@@ -739,8 +879,7 @@ class SimpleS2SForConditionalGeneration(SimpleS2SPreTrainedModel, GenerationMixi
                 label_smoothing=self.config.label_smoothing,
             )
             if with_coverage_loss:
-                initial_coverage = None if cache is None else cache.coverage
-                weights = outputs.cross_attentions[0][:, 0].float()  # (batch, tgt_len, src_len)
+                weights = cross_attention[:, 0].float()  # (batch, tgt_len, src_len)
                 loss = loss + self.config.coverage_loss_weight * coverage_loss(
                     weights, labels != -100, initial_coverage
                 )
@@ -748,85 +887,57 @@ class SimpleS2SForConditionalGeneration(SimpleS2SPreTrainedModel, GenerationMixi
         output = Seq2SeqLMOutput(
             loss=loss,
             logits=logits,
-            cache=outputs.cache,
-            decoder_hidden_states=outputs.decoder_hidden_states,
-            cross_attentions=outputs.cross_attentions if output_attentions else None,
-            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
-            encoder_hidden_states=outputs.encoder_hidden_states,
+            cache=cache if use_cache else None,
+            decoder_hidden_states=decoder_hidden_states,
+            cross_attentions=(cross_attention,) if output_attentions else None,  # one layer, one head
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+            encoder_hidden_states=encoder_outputs.hidden_states,
         )
         return output if return_dict else output.to_tuple()
-
-    def prepare_inputs_for_generation(
-        self,
-        decoder_input_ids: torch.LongTensor,
-        next_sequence_length: int | None = None,
-        cache: SimpleS2SCache | None = None,
-        is_first_iteration: bool | None = False,
-        **kwargs,
-    ) -> dict:
-        # Called by generate() at every step. The default also builds position ids, 4-D masks and key/value-cache
-        # slices (none of which this model has) and, for a model loaded as remote code, inspects `forward`'s
-        # signature each time; here only the tokens not fed yet are cut off, the rest goes to `forward` unchanged.
-        if next_sequence_length is not None:
-            decoder_input_ids = decoder_input_ids[:, -next_sequence_length:]  # (batch, 1) with a cache
-        kwargs.pop("labels", None)
-        return {"decoder_input_ids": decoder_input_ids, "cache": cache, **kwargs}
-
-    def _decoding_step(
-        self,
-        decoder_input_ids: torch.LongTensor,
-        attention_mask: torch.Tensor | None,
-        encoder_outputs: SimpleS2SEncoderOutput | tuple,
-        cache: SimpleS2SCache,
-        use_cache: bool | None,
-    ) -> Seq2SeqLMOutput:
-        """A step of `generate()` after the first: what `forward` computes from a cache without labels, attentions or
-        hidden states, with the decoder and the output layer called directly (no inner `Seq2SeqModelOutput`)."""
-        encoder_outputs = as_encoder_output(encoder_outputs)
-        encoder_hidden_states = encoder_outputs.last_hidden_state  # (batch, src_len, enc_size)
-        check_source_mask(attention_mask, encoder_hidden_states)
-        output_vectors, new_cache, _, _ = self.model.decoder(
-            decoder_input_ids,  # (batch, tgt_len), tgt_len 1 in generate()
-            encoder_hidden_states=encoder_hidden_states,
-            final_hidden_state=encoder_outputs.get("final_hidden_state"),  # unused: the cache holds the state
-            attention_mask=attention_mask,
-            cache=cache,
-        )
-        use_cache = use_cache if use_cache is not None else self.config.use_cache
-        return Seq2SeqLMOutput(
-            logits=self.output_logits(output_vectors),  # (batch, tgt_len, vocab)
-            cache=new_cache if use_cache else None,
-            encoder_last_hidden_state=encoder_hidden_states,
-            encoder_hidden_states=encoder_outputs.get("hidden_states"),
-        )
 
     def output_logits(self, output_vectors: torch.Tensor) -> torch.Tensor:
         """The decoder's output vectors `(batch, tgt_len, emb)` -> vocabulary logits `(batch, tgt_len, vocab)`."""
         return self.lm_head(self.model.decoder.dropout(output_vectors))
 
-    def _reorder_cache(self, cache: SimpleS2SCache, beam_idx: torch.LongTensor) -> SimpleS2SCache:
-        # Called by beam search after each step: the hypotheses kept may come from other beams of the same source.
-        return cache.reorder(beam_idx)
-
     def _forward_with_scheduled_sampling(
-        self, decoder_input_ids: torch.LongTensor, **model_kwargs
-    ) -> tuple[Seq2SeqModelOutput, torch.Tensor]:
+        self,
+        decoder_input_ids: torch.LongTensor,
+        input_ids: torch.LongTensor | None,
+        attention_mask: torch.Tensor | None,
+        encoder_outputs: SimpleS2SEncoderOutput | tuple | None,
+        inputs_embeds: torch.FloatTensor | None,
+        output_hidden_states: bool | None,
+    ) -> tuple[SimpleS2SRun, torch.Tensor]:
         """Decode one step at a time; the input of each next step is the gold token with probability
         `teacher_forcing_ratio`, else a token sampled from this step's prediction (per sequence, per step)."""
-        if model_kwargs["encoder_outputs"] is None:  # encode once, not at every step
-            model_kwargs["encoder_outputs"] = self.model.encoder(
-                model_kwargs["input_ids"],
-                attention_mask=model_kwargs["attention_mask"],
-                output_hidden_states=model_kwargs["output_hidden_states"],
-                return_dict=True,
+        if self.model.decoder.gradient_checkpointing:
+            raise ValueError(
+                "scheduled sampling feeds each step's prediction to the next, which gradient checkpointing cannot "
+                "recompute: use one of the two"
             )
-        cache, steps, step_logits = None, [], []
+        if encoder_outputs is None:
+            encoder_outputs = self.model.encoder(
+                input_ids, attention_mask, inputs_embeds, output_hidden_states=output_hidden_states, return_dict=True
+            )
+        else:
+            encoder_outputs = self.model.callers_encoder_outputs(encoder_outputs)
+        decoder = self.model.decoder
+        values, keys = encoder_outputs.last_hidden_state, encoder_outputs.attention_keys
+        padding_mask = source_padding_mask(attention_mask)
+        states, coverage = decoder.start(encoder_outputs.final_hidden_state, keys)
+        step_embeds, step_states, step_weights, step_vectors, step_logits = [], [], [], [], []
         next_input = decoder_input_ids[:, :1]  # the start token, (batch, 1)
         for t in range(decoder_input_ids.shape[1]):
-            out = self.model(decoder_input_ids=next_input, cache=cache, **{**model_kwargs, "use_cache": True})
-            logits = self.output_logits(out.last_hidden_state)  # (batch, 1, vocab)
-            cache = out.cache
-            steps.append(out)
+            embedded = decoder.dropout(decoder.embed_tokens(next_input))  # (batch, 1, emb)
+            states, weights = decoder.step(embedded[:, 0], states, keys, values, padding_mask, coverage)
+            if coverage is not None:
+                coverage = coverage + weights
+            vectors = decoder.output_vectors(states[-1].unsqueeze(1), weights.unsqueeze(1), values, embedded)
+            logits = self.output_logits(vectors)  # (batch, 1, vocab)
+            step_embeds.append(embedded)
+            step_states.append(states)
+            step_weights.append(weights)
+            step_vectors.append(vectors)
             step_logits.append(logits)
             if t + 1 < decoder_input_ids.shape[1]:
                 gold = decoder_input_ids[:, t + 1 : t + 2]
@@ -834,26 +945,21 @@ class SimpleS2SForConditionalGeneration(SimpleS2SPreTrainedModel, GenerationMixi
                 use_gold = torch.rand(gold.shape, device=gold.device) < self.teacher_forcing_ratio
                 next_input = torch.where(use_gold, gold, sampled)
 
-        def joined(parts):  # per-step tensors (.., 1, ..) joined along the target axis
-            return None if parts[0] is None else torch.cat(parts, dim=-2 if parts[0].dim() == 4 else 1)
-
-        outputs = Seq2SeqModelOutput(
-            last_hidden_state=joined([o.last_hidden_state for o in steps]),  # (batch, tgt_len, emb)
-            cache=cache if model_kwargs["use_cache"] is not False else None,
-            decoder_hidden_states=None
-            if steps[0].decoder_hidden_states is None
-            else tuple(joined(parts) for parts in zip(*(o.decoder_hidden_states for o in steps))),
-            cross_attentions=None
-            if steps[0].cross_attentions is None
-            else (joined([o.cross_attentions[0] for o in steps]),),
-            encoder_last_hidden_state=steps[0].encoder_last_hidden_state,
-            encoder_hidden_states=steps[0].encoder_hidden_states,
+        decoder_hidden_states = None
+        if output_hidden_states:
+            layer_outputs = [torch.stack([s[layer] for s in step_states], dim=1) for layer in range(len(states))]
+            decoder_hidden_states = (torch.cat(step_embeds, dim=1), *layer_outputs)
+        run = SimpleS2SRun(
+            output_vectors=torch.cat(step_vectors, dim=1),  # (batch, tgt_len, emb)
+            cross_attention=torch.cat(step_weights, dim=1).unsqueeze(1),  # (batch, 1, tgt_len, src_len)
+            decoder_hidden_states=decoder_hidden_states,
+            encoder_outputs=encoder_outputs,
+            cache=None,
         )
-        return outputs, torch.cat(step_logits, dim=1)
+        return run, torch.cat(step_logits, dim=1)
 
 
 __all__ = [
-    "SimpleS2SCache",
     "SimpleS2SEncoderOutput",
     "SimpleS2SForConditionalGeneration",
     "SimpleS2SModel",

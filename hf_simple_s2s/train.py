@@ -43,6 +43,7 @@ from .data import MULTI30K_DIR, load_parallel_corpus
 from .metrics import bleu_signature, translation_scores
 from .model_card import write_model_card
 from .plotting import cross_attention_matrix, plot_attention
+from .saving import save_pretrained_atomically
 from .scheduled_sampling import ScheduledSamplingCallback
 from .tokenization import train_tokenizer
 from .translate import translate
@@ -520,7 +521,8 @@ def run(job_args: MainJobArguments, training_args: Seq2SeqTrainingArguments, spl
         model, tokenizer, {"validation": splits["validation"], "test": splits["test"]}, job_args, training_args
     )
     model.generation_config = best_generation_config
-    trainer.save_model(str(output_dir))  # model.safetensors, config (auto_map), code, generation config, tokenizer
+    # model.safetensors, config (auto_map), model code, generation config; crash-safe (the tokenizer is saved already)
+    save_pretrained_atomically(model, str(output_dir))
 
     test_pairs = splits["test"].select(range(min(job_args.num_samples, len(splits["test"]))))["translation"]
     sample_sources = [p[src] for p in test_pairs]

@@ -61,7 +61,7 @@ def test_stepwise_decoding_with_cache_equals_teacher_forcing_on_the_device(atten
     full = model(input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids).logits
     stepwise, cache = decode_step_by_step(model, input_ids, attention_mask, decoder_input_ids)
     torch.testing.assert_close(stepwise, full, atol=1e-5, rtol=1e-4)
-    assert cache.decoder_state.device.type == device.type
+    assert all(layer.recurrent_states[0].device.type == device.type for layer in cache.self_attention_cache.layers)
 
 
 def test_generate_on_the_device_picks_the_hand_loops_tokens(attention_type, device):

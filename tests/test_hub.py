@@ -27,8 +27,8 @@ import hf_simple_s2s
 from hf_simple_s2s import SimpleS2SForConditionalGeneration
 
 REPO_ID = "org/simple-s2s"
-MODEL_FILES = ("checksums.sha256", "config.json", "generation_config.json", "model.safetensors")
-CODE_FILES = ("configuration_simple_s2s.py", "modeling_simple_s2s.py", "saving_simple_s2s.py")
+MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors")
+CODE_FILES = ("configuration_simple_s2s.py", "modeling_simple_s2s.py")  # exactly the two model files travel
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 
 
@@ -200,10 +200,29 @@ def test_missing_file_offline_is_the_hubs_error(tmp_path):
     assert_offline_miss(raised.value)
 
 
-def test_folder_with_only_pickled_weights_is_refused(tmp_path):
+class RunsCodeWhenUnpickled:
+    """A pickle payload that would write `ran.txt` if a loader unpickled it unsafely."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "code ran"))
+
+
+def test_pickled_weights_load_only_as_plain_tensors(tmp_path):
+    """The model class has no loading code of its own: transformers reads `pytorch_model.bin` with
+    `weights_only=True`, so plain tensors load and a pickle that would run code is refused without running it."""
     model = tiny_seq2seq()
     model.save_pretrained(tmp_path)
     torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
     (tmp_path / "model.safetensors").unlink()
-    with pytest.raises(OSError, match=r"pytorch_model\.bin"):  # the message names what was refused
+    reloaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path)
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(reloaded.state_dict()[name], tensor), name
+
+    marker = tmp_path / "ran.txt"
+    torch.save({**model.state_dict(), "payload": RunsCodeWhenUnpickled(marker)}, tmp_path / "pytorch_model.bin")
+    with pytest.raises(Exception, match="(?i)weights only|unpickl|unsupported global"):
         AutoModelForSeq2SeqLM.from_pretrained(tmp_path)
+    assert not marker.exists()

@@ -17,11 +17,10 @@ from conftest import (
     tiny_model,
 )
 from torch.nn import functional as F
-from transformers import GenerationConfig
+from transformers import DynamicCache, EncoderDecoderCache, GenerationConfig, GenerationMixin, StaticCache
 from transformers.generation.streamers import BaseStreamer
-from transformers.modeling_outputs import Seq2SeqLMOutput
 
-from hf_simple_s2s import SimpleS2SCache, SimpleS2SForConditionalGeneration, SimpleS2SModel
+from hf_simple_s2s import SimpleS2SConfig, SimpleS2SForConditionalGeneration, SimpleS2SModel
 
 
 def peaky_model(attention_type: str, seed: int = 0, **overrides) -> SimpleS2SForConditionalGeneration:
@@ -45,10 +44,23 @@ class TestForward:
         assert out.logits.shape == (3, 5, VOCAB_SIZE)
         assert out.encoder_last_hidden_state.shape == (3, 7, 2 * config.hidden_size)
         assert out.cross_attentions[0].shape == (3, 1, 5, 7)
-        assert out.decoder_hidden_states[1].shape == (3, 5, config.hidden_size)
-        assert out.encoder_hidden_states[0].shape == (3, 7, config.embedding_size)
-        assert isinstance(out.cache, SimpleS2SCache)
-        assert out.cache.decoder_state.shape == (config.decoder_layers, 3, config.hidden_size)
+        assert out.cache is None, (
+            "with labels, no cache is built unless asked for (as in transformers' seq2seq models)"
+        )
+        # One entry for the embeddings, then one per layer (two layers each side in the tiny config).
+        assert [h.shape for h in out.decoder_hidden_states] == [(3, 5, 12), (3, 5, 16), (3, 5, 16)]
+        assert [h.shape for h in out.encoder_hidden_states] == [(3, 7, 12), (3, 7, 32), (3, 7, 32)]
+        cached = model(input_ids=input_ids, labels=labels, use_cache=True).cache
+        assert isinstance(cached, EncoderDecoderCache) and cached.get_seq_length() == 5
+        states = [layer.recurrent_states[0] for layer in cached.self_attention_cache.layers]
+        assert [state.shape for state in states] == [(3, config.hidden_size)] * config.decoder_layers
+
+    def test_output_flags_in_the_config_are_honoured(self, model):
+        input_ids, labels = random_batch()
+        model.config.output_hidden_states = model.config.output_attentions = True
+        out = model(input_ids=input_ids, labels=labels)
+        assert len(out.decoder_hidden_states) == len(out.encoder_hidden_states) == 3
+        assert out.cross_attentions[0].shape == (3, 1, 5, 7)
 
     def test_loss_is_token_cross_entropy_ignoring_minus_100(self, model):
         input_ids, labels = random_batch()
@@ -119,13 +131,18 @@ class TestCache:
         second = model(input_ids=input_ids, decoder_input_ids=decoder_input_ids[:, 4:], cache=first.cache)
         torch.testing.assert_close(torch.cat([first.logits, second.logits], dim=1), full)
 
-    def test_cache_size_does_not_grow_with_steps(self, model):
+    def test_a_step_costs_the_same_whatever_the_prefix(self, model):
+        """The recurrent state does not grow; the cache only keeps one row of attention weights per token (what
+        `get_seq_length` counts), and the attention keys travel with the encoder outputs, computed once."""
         input_ids, _ = random_batch()
-        out = model(input_ids=input_ids, decoder_input_ids=torch.ones((3, 1), dtype=torch.long))
-        shapes = (out.cache.decoder_state.shape, out.cache.attention_keys.shape)
-        for _ in range(5):
-            out = model(input_ids=input_ids, decoder_input_ids=torch.full((3, 1), 7), cache=out.cache)
-        assert (out.cache.decoder_state.shape, out.cache.attention_keys.shape) == shapes
+        encoder_outputs = model.get_encoder()(input_ids)
+        out = model(encoder_outputs=encoder_outputs, decoder_input_ids=torch.ones((3, 1), dtype=torch.long))
+        layers = out.cache.self_attention_cache.layers
+        state_shapes = [layer.recurrent_states[0].shape for layer in layers]
+        for step in range(2, 7):
+            out = model(encoder_outputs=encoder_outputs, decoder_input_ids=torch.full((3, 1), 7), cache=out.cache)
+            assert [layer.recurrent_states[0].shape for layer in layers] == state_shapes
+            assert out.cache.get_seq_length() == step and layers[0].keys.shape == (3, 1, step, 7)
 
     @pytest.mark.parametrize("num_beams", [1, 3])
     def test_generate_with_and_without_cache_agree(self, attention_type, num_beams):
@@ -139,66 +156,15 @@ class TestCache:
         if num_beams > 1:
             torch.testing.assert_close(with_cache.sequences_scores, without.sequences_scores)
 
-    @pytest.mark.parametrize("coverage", [False, True])
-    def test_cached_step_skips_the_inner_model_and_equals_the_full_path_bit_for_bit(self, attention_type, coverage):
-        """A cached step without labels goes straight to the decoder and the output layer; asking for the
-        attentions takes the full path through `SimpleS2SModel`. Logits, cache and outputs must be identical."""
-        model = tiny_model(attention_type=attention_type, coverage=coverage, dropout=0.3)
-        input_ids, attention_mask = padded_batch(SOURCES)
-        encoder_outputs = model.get_encoder()(input_ids, attention_mask=attention_mask, output_hidden_states=True)
-        inner_calls = []
-        model.model.register_forward_hook(lambda *args: inner_calls.append(1))
-        source = dict(encoder_outputs=encoder_outputs, attention_mask=attention_mask)
-        cache = model(decoder_input_ids=torch.full((4, 1), 1), **source).cache
-        for token in (7, 12, 30):
-            decoder_input_ids = torch.full((4, 1), token)
-            inner_calls.clear()
-            fast = model(decoder_input_ids=decoder_input_ids, cache=cache, **source)
-            assert inner_calls == []
-            full = model(decoder_input_ids=decoder_input_ids, cache=cache, output_attentions=True, **source)
-            assert inner_calls == [1]
-            assert isinstance(fast, Seq2SeqLMOutput)
-            assert list(fast.keys()) == [key for key in full.keys() if key != "cross_attentions"]
-            assert torch.equal(fast.logits, full.logits)
-            for name in ("decoder_state", "attention_keys", "coverage"):
-                fast_part, full_part = getattr(fast.cache, name), getattr(full.cache, name)
-                assert (fast_part is None and full_part is None) or torch.equal(fast_part, full_part)
-            assert fast.encoder_last_hidden_state is full.encoder_last_hidden_state
-            assert fast.encoder_hidden_states == full.encoder_hidden_states  # the same tensors
-            as_tuple = model(decoder_input_ids=decoder_input_ids, cache=cache, return_dict=False, **source)
-            assert len(as_tuple) == len(fast.to_tuple()) and torch.equal(as_tuple[0], fast.logits)
-            from_tuple = model(
-                decoder_input_ids=decoder_input_ids,
-                cache=cache,
-                encoder_outputs=(encoder_outputs.last_hidden_state, encoder_outputs.final_hidden_state),
-                attention_mask=attention_mask,
-                use_cache=False,
-            )
-            assert torch.equal(from_tuple.logits, fast.logits) and from_tuple.cache is None
-            cache = fast.cache
-
-        model.train()  # dropout draws the same random numbers in the same order on both paths
-        torch.manual_seed(0)
-        fast = model(decoder_input_ids=decoder_input_ids, cache=cache, **source).logits
-        torch.manual_seed(0)
-        full = model(decoder_input_ids=decoder_input_ids, cache=cache, output_hidden_states=True, **source).logits
-        assert torch.equal(fast, full)
-        with pytest.raises(ValueError, match=r"attention_mask.*\(4, 5\).*\(4, 6\)"):
-            model(decoder_input_ids=decoder_input_ids, cache=cache, **{**source, "attention_mask": torch.ones(4, 5)})
-
     @pytest.mark.parametrize("num_beams", [1, 3])
-    @pytest.mark.parametrize("coverage", [False, True])
-    def test_generate_through_the_cached_step_equals_the_full_path(self, attention_type, num_beams, coverage):
-        model = peaky_model(attention_type, coverage=coverage)
+    def test_asking_for_attentions_changes_no_token_or_score(self, attention_type, num_beams):
+        model = peaky_model(attention_type, coverage=True)
         input_ids, attention_mask = padded_batch(SOURCES)
         kwargs = dict(GEN, num_beams=num_beams, output_scores=True, return_dict_in_generate=True)
-        fast = model.generate(input_ids, attention_mask=attention_mask, **kwargs)
-        # With the attentions asked for, every step goes through SimpleS2SModel.
+        plain = model.generate(input_ids, attention_mask=attention_mask, **kwargs)
         full = model.generate(input_ids, attention_mask=attention_mask, output_attentions=True, **kwargs)
-        assert torch.equal(fast.sequences, full.sequences)
-        assert torch.equal(torch.stack(fast.scores), torch.stack(full.scores))
-        if num_beams > 1:
-            assert torch.equal(fast.sequences_scores, full.sequences_scores)
+        assert torch.equal(plain.sequences, full.sequences)
+        assert torch.equal(torch.stack(plain.scores), torch.stack(full.scores))
 
     def test_beam_search_reorders_the_recurrent_state(self, attention_type):
         """Without reordering, a beam would continue from another hypothesis' state: scores would disagree
@@ -219,7 +185,8 @@ class TestPadding:
             alone = model.generate(torch.tensor([row]), num_beams=num_beams, **GEN)[0]
             produced = batched[i][: alone.shape[0]]
             assert torch.equal(produced, alone), f"row {i}"
-            assert (batched[i][alone.shape[0] :] == 0).all()
+            # transformers pads finished rows with `pad_token_id or eos_token_id`: eos in beam search, as pad is 0
+            assert (batched[i][alone.shape[0] :] == (0 if num_beams == 1 else 2)).all()
 
     @pytest.mark.parametrize("side", ["right", "left"])
     def test_source_padding_does_not_change_logits(self, model, side):
@@ -411,7 +378,7 @@ class TestInputErrors:
 
     def test_float_token_ids(self, model):
         input_ids, labels = random_batch()
-        with pytest.raises(ValueError, match="integer token ids"):
+        with pytest.raises(ValueError, match="input_ids.*dtype torch.int64 or torch.int32, got torch.float32"):
             model(input_ids=input_ids.float(), labels=labels)
 
     def test_attention_mask_shape_mismatch(self, model):
@@ -421,7 +388,7 @@ class TestInputErrors:
 
     def test_training_forward_needs_decoder_inputs_or_labels(self, model):
         input_ids, _ = random_batch()
-        with pytest.raises(ValueError, match="labels.*decoder_input_ids"):
+        with pytest.raises(ValueError, match="decoder_input_ids.*labels"):
             model(input_ids=input_ids)
 
     def test_non_finite_encoder_outputs(self, model):
@@ -511,3 +478,223 @@ def test_resize_token_embeddings_resizes_every_vocabulary_matrix(tie, share):
     new_token = VOCAB_SIZE + 3
     out = model(input_ids=torch.tensor([[new_token, 5, 2]]), labels=torch.tensor([[new_token, 2]]))
     assert out.logits.shape[-1] == VOCAB_SIZE + 8 and torch.isfinite(out.loss)
+
+
+class TestTransformersContract:
+    """What transformers' own tools expect of a model (the defects its common tests found, one test each)."""
+
+    @pytest.mark.parametrize("eos_token_id", [None, [2, 7]])
+    def test_special_token_ids_may_be_none_or_a_list(self, eos_token_id):
+        config = tiny_config(eos_token_id=eos_token_id, pad_token_id=None, initializer_range=0.5)
+        assert SimpleS2SConfig.from_dict(config.to_dict()).eos_token_id == eos_token_id
+        model = SimpleS2SForConditionalGeneration(config).eval()
+        input_ids, attention_mask = padded_batch(SOURCES)
+        free = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=8, pad_token_id=0)
+        if eos_token_id is not None:  # end on the first token of every row: it must stop after one token
+            out = model.generate(
+                input_ids,
+                attention_mask=attention_mask,
+                max_new_tokens=8,
+                pad_token_id=0,
+                eos_token_id=[*eos_token_id, *free[:, 1].tolist()],
+            )
+            assert out.shape[1] == 2
+        with pytest.raises(ValueError, match="eos_token_id.*vocab_size=40.*\\[2, 40\\]"):
+            tiny_config(eos_token_id=[2, 40])
+
+    @pytest.mark.parametrize("num_new", [1, 3])
+    def test_generation_continues_from_the_returned_cache(self, attention_type, num_new):
+        """As transformers defines it: pass the sequences so far, their decoder mask and the returned cache."""
+        model = peaky_model(attention_type, coverage=attention_type == "bahdanau")
+        input_ids, attention_mask = padded_batch(SOURCES)
+        kwargs = dict(GEN, min_new_tokens=8, return_dict_in_generate=True, output_scores=True)
+        whole = model.generate(input_ids, attention_mask=attention_mask, **{**kwargs, "max_new_tokens": 4 + num_new})
+        first = model.generate(input_ids, attention_mask=attention_mask, **{**kwargs, "max_new_tokens": 4})
+        rest = model.generate(
+            input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=first.sequences,
+            decoder_attention_mask=torch.ones_like(first.sequences),
+            cache=first.cache,
+            **{**kwargs, "max_new_tokens": num_new, "min_new_tokens": num_new},
+        )
+        assert torch.equal(rest.sequences, whole.sequences)
+        torch.testing.assert_close(torch.stack(first.scores + rest.scores), torch.stack(whole.scores))
+
+    def test_a_recurrent_state_cannot_be_cropped(self, model):
+        input_ids, _ = random_batch()
+        cache = model(input_ids=input_ids, decoder_input_ids=torch.ones((3, 4), dtype=torch.long)).cache
+        assert not cache.is_croppable
+        with pytest.raises(RuntimeError, match="does not track past states"):
+            cache.crop(-1)
+
+    def test_generate_builds_transformers_own_cache_and_beam_search_reorders_it(self, attention_type):
+        model = peaky_model(attention_type, coverage=True)
+        assert not hasattr(model, "_reorder_cache") and model._supports_default_dynamic_cache()
+        assert type(model).prepare_inputs_for_generation is GenerationMixin.prepare_inputs_for_generation
+        input_ids, attention_mask = padded_batch(SOURCES[:2])
+        out = model.generate(input_ids, attention_mask=attention_mask, return_dict_in_generate=True, **GEN)
+        assert type(out.cache.self_attention_cache) is DynamicCache
+        assert_beam_scores_match_rescoring(model, input_ids, attention_mask, **GEN)
+
+    @pytest.mark.parametrize("num_beams", [1, 3])
+    def test_static_cache_generates_what_the_dynamic_cache_generates(self, attention_type, num_beams):
+        model = peaky_model(attention_type, coverage=True)
+        input_ids, attention_mask = padded_batch(SOURCES)
+        kwargs = dict(GEN, num_beams=num_beams, return_dict_in_generate=True, output_scores=True)
+        dynamic = model.generate(input_ids, attention_mask=attention_mask, **kwargs)
+        static = model.generate(input_ids, attention_mask=attention_mask, cache_implementation="static", **kwargs)
+        assert isinstance(static.cache.self_attention_cache, StaticCache) and static.cache.is_compileable
+        assert torch.equal(static.sequences, dynamic.sequences)
+        torch.testing.assert_close(torch.stack(static.scores), torch.stack(dynamic.scores))
+
+    def test_prepare_inputs_for_generation_takes_input_ids_as_transformers_names_it(self, model):
+        input_ids, attention_mask = padded_batch(SOURCES)
+        prepared = model.prepare_inputs_for_generation(
+            input_ids=torch.ones((4, 3), dtype=torch.long), attention_mask=attention_mask, use_cache=False
+        )
+        assert prepared["decoder_input_ids"].shape == (4, 3) and prepared["attention_mask"] is attention_mask
+
+    def test_the_text_encoder_is_not_an_encoder_of_images(self, model):
+        assert model.get_encoder() is model.model.encoder
+        assert model.get_encoder(modality="image") is not model.model.encoder
+
+    def test_embeddings_can_be_passed_instead_of_ids(self, attention_type):
+        model = tiny_model(attention_type=attention_type)
+        input_ids, labels = random_batch()
+        decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels)
+        from_ids = model(input_ids=input_ids, decoder_input_ids=decoder_input_ids)
+        from_embeds = model(
+            inputs_embeds=model.model.encoder.embed_tokens(input_ids),
+            decoder_inputs_embeds=model.model.decoder.embed_tokens(decoder_input_ids),
+        )
+        torch.testing.assert_close(from_embeds.logits, from_ids.logits)
+        with pytest.raises(ValueError, match="exactly one of `input_ids` and `inputs_embeds`"):
+            model(input_ids=input_ids, inputs_embeds=model.model.encoder.embed_tokens(input_ids), labels=labels)
+
+    def test_tied_weights_keys_name_only_the_ties_the_config_makes(self):
+        assert tiny_model()._tied_weights_keys == {"lm_head.weight": "model.decoder.embed_tokens.weight"}
+        assert tiny_model().model._tied_weights_keys == {}
+        assert tiny_model(tie_word_embeddings=False, share_embeddings=True).model._tied_weights_keys == {
+            "encoder.embed_tokens.weight": "decoder.embed_tokens.weight"
+        }
+        model = tiny_model()
+        model.config.tie_word_embeddings = False  # what the ties follow when the model is saved
+        assert model._tied_weights_keys == {}
+
+    def test_cross_attentions_are_on_the_gradient_path(self, attention_type):
+        model = tiny_model(attention_type=attention_type).train()
+        input_ids, labels = random_batch()
+        out = model(input_ids=input_ids, labels=labels, output_attentions=True, output_hidden_states=True)
+        retained = [out.cross_attentions[0], out.decoder_hidden_states[0], out.encoder_hidden_states[0]]
+        for tensor in retained:
+            tensor.retain_grad()
+        out.logits.flatten()[0].backward()
+        assert all(tensor.grad is not None for tensor in retained)
+
+    def test_weights_rewritten_by_another_tool_load(self, tmp_path):
+        from safetensors.torch import load_file, save_file
+
+        model = tiny_model()
+        model.save_pretrained(tmp_path)
+        weights = load_file(tmp_path / "model.safetensors")
+        save_file({name: tensor.clone() for name, tensor in reversed(weights.items())}, tmp_path / "model.safetensors")
+        reloaded = SimpleS2SForConditionalGeneration.from_pretrained(tmp_path)
+        for name, tensor in model.state_dict().items():
+            assert torch.equal(reloaded.state_dict()[name], tensor), name
+
+
+class TestCompileAndExport:
+    """The decoding step has no data-dependent Python branch: it compiles whole and exports; so does the forward."""
+
+    @torch.no_grad()
+    def test_compiled_step_with_fullgraph_equals_eager(self, attention_type):
+        model = peaky_model(attention_type, coverage=True)
+        input_ids, attention_mask = padded_batch(SOURCES)
+        encoder_outputs = model.get_encoder()(input_ids, attention_mask=attention_mask)
+        cache = model(
+            encoder_outputs=encoder_outputs,
+            attention_mask=attention_mask,
+            decoder_input_ids=torch.ones((4, 1), dtype=torch.long),
+        ).cache
+        step = dict(
+            encoder_outputs=encoder_outputs, attention_mask=attention_mask, decoder_input_ids=torch.full((4, 1), 7)
+        )
+        compiled = torch.compile(model, fullgraph=True, backend="eager")
+        eager = model(**step, cache=copy_cache(cache)).logits
+        torch.testing.assert_close(compiled(**step, cache=copy_cache(cache)).logits, eager)
+
+    def test_generate_with_automatic_compilation_picks_the_eager_tokens(self):
+        from transformers import CompileConfig
+
+        model = peaky_model("bahdanau")
+        input_ids, attention_mask = padded_batch(SOURCES)
+        eager = model.generate(input_ids, attention_mask=attention_mask, cache_implementation="static", **GEN)
+        compile_config = CompileConfig(fullgraph=True, backend="eager")
+        compile_config._compile_all_devices = True  # generate() compiles on accelerators only, unless told
+        compiled = model.generate(
+            input_ids,
+            attention_mask=attention_mask,
+            cache_implementation="static",
+            compile_config=compile_config,
+            **GEN,
+        )
+        assert hasattr(model, "_compiled_call"), "generate() did not compile the step"
+        assert torch.equal(compiled, eager)
+
+    @pytest.mark.slow
+    def test_generate_compiled_by_inductor_picks_the_eager_tokens(self):
+        """What generate() does on a GPU (inductor; CUDA graphs there), on the CPU: compiled kernels differ from eager
+        by float rounding, so tokens are compared on a model whose choices have margins."""
+        from transformers import CompileConfig
+
+        model = peaky_model("luong_general", coverage=True)
+        input_ids, attention_mask = padded_batch(SOURCES)
+        kwargs = dict(GEN, cache_implementation="static", return_dict_in_generate=True, output_scores=True)
+        eager = model.generate(input_ids, attention_mask=attention_mask, **kwargs)
+        compile_config = CompileConfig(fullgraph=True)
+        compile_config._compile_all_devices = True
+        compiled = model.generate(input_ids, attention_mask=attention_mask, compile_config=compile_config, **kwargs)
+        assert torch.equal(compiled.sequences, eager.sequences)
+        torch.testing.assert_close(torch.stack(compiled.scores), torch.stack(eager.scores), atol=1e-4, rtol=1e-4)
+
+    @torch.no_grad()
+    def test_torch_export_of_the_whole_forward(self, attention_type):
+        model = tiny_model(attention_type=attention_type, coverage=True)
+        input_ids, attention_mask = padded_batch(SOURCES, side="left")
+        decoder_input_ids = torch.randint(4, VOCAB_SIZE, (4, 5), generator=seeded_generator(3))
+        inputs = dict(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids)
+        exported = torch.export.export(model, args=(), kwargs={**inputs, "use_cache": False})
+        torch.testing.assert_close(exported.module()(**inputs, use_cache=False).logits, model(**inputs).logits)
+
+    @torch.no_grad()
+    def test_torch_export_of_the_step_with_dynamic_batch_and_source(self, attention_type):
+        from hf_simple_s2s.export import DecoderStep, ExportedEncoder
+
+        model = tiny_model(attention_type=attention_type, coverage=True)
+        input_ids, attention_mask = padded_batch(SOURCES)
+        hidden, keys, state = ExportedEncoder(model)(input_ids, attention_mask)
+        args = (torch.ones((4, 1), dtype=torch.long), hidden, keys, attention_mask, state, torch.zeros(4, 6))
+        batch, src = torch.export.Dim("batch", min=2), torch.export.Dim("src", min=2)
+        shapes = (
+            {0: batch},
+            {0: batch, 1: src},
+            {0: batch, 1: src},
+            {0: batch, 1: src},
+            {1: batch},
+            {0: batch, 1: src},
+        )
+        exported = torch.export.export(DecoderStep(model), args, dynamic_shapes=shapes)
+        rows = [SOURCES[0], SOURCES[2], SOURCES[0] + SOURCES[1]]
+        input_ids, attention_mask = padded_batch(rows)  # another batch size and source length
+        hidden, keys, state = ExportedEncoder(model)(input_ids, attention_mask)
+        args = (torch.full((3, 1), 9), hidden, keys, attention_mask, state, torch.rand(3, input_ids.shape[1]))
+        for got, expected in zip(exported.module()(*args), DecoderStep(model)(*args)):
+            torch.testing.assert_close(got, expected)
+
+
+def copy_cache(cache: EncoderDecoderCache) -> EncoderDecoderCache:
+    """A copy to run the same step twice from (the cache is updated in place)."""
+    import copy
+
+    return copy.deepcopy(cache)

@@ -140,11 +140,13 @@ def test_max_new_tokens_zero_is_refused_clearly(tokenizer, text_model):
     "bad_input, message",
     [
         (torch.tensor([5, 6, 2]), "shape"),
-        (torch.tensor([[5.0, 6.0, 2.0]]), "integer token ids"),
+        (torch.tensor([[5.0, 6.0, 2.0]]), "dtype torch.int64 or torch.int32, got torch.float32"),
+        (torch.tensor([[5, 6, 2]], dtype=torch.int8), "dtype torch.int64 or torch.int32, got torch.int8"),
+        (torch.tensor([[5, 6, 2]], dtype=torch.uint8), "dtype torch.int64 or torch.int32, got torch.uint8"),
         (torch.tensor([[5, 900, 2]]), "900"),
         (torch.tensor([[5, -1, 2]]), "-1"),
     ],
-    ids=["one_dimensional", "float_ids", "id_above_vocabulary", "negative_id"],
+    ids=["one_dimensional", "float_ids", "int8_ids", "uint8_ids", "id_above_vocabulary", "negative_id"],
 )
 def test_malformed_input_ids_are_refused_clearly(bad_input, message, text_model):
     with pytest.raises(ValueError, match=message):

@@ -82,7 +82,7 @@ def test_training_with_scheduled_sampling_gives_full_outputs_and_gradients():
     out = model(**batch(), output_attentions=True, output_hidden_states=True)
     assert out.logits.shape == (3, 6, VOCAB_SIZE)
     assert out.cross_attentions[0].shape == (3, 1, 6, 6)
-    assert [h.shape[1] for h in out.decoder_hidden_states] == [6, 6]
+    assert [h.shape[1] for h in out.decoder_hidden_states] == [6, 6, 6]  # embeddings, then each of the 2 layers
     out.loss.backward()
     assert all(p.grad is not None for p in model.parameters())
 

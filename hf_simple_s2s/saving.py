@@ -1,13 +1,13 @@
-"""Crash-safe saving and checked loading for SimpleS2S folders: staging, checksums, damaged-file detection.
-
-It travels to the Hub with the model code (a relative import of the modeling file), so it uses the standard
-library only.
+"""Crash-safe saving of a model folder, where the training job writes it (kills happen there, not in the model
+class): staging, checksums, and a check that refuses a folder a crash left half-saved or damaged, naming the file.
 """
 
 import hashlib
 import json
 import os
 import re
+import shutil
+import tempfile
 
 # Saving writes a complete copy into a staging folder first, then moves the files in under this marker: a folder
 # that still holds it was cut off between two complete saves, and loading it is refused.
@@ -53,10 +53,33 @@ def move_saved_files_into(staging: str, target: str) -> None:
     fsync_path(target)
 
 
+def save_pretrained_atomically(model, folder: str, **kwargs):
+    """`model.save_pretrained(folder, **kwargs)`, made safe against crashes: the files are written into a staging
+    folder inside `folder` and moved in only once complete, with `checksums.sha256` of the weights. A process killed
+    while writing leaves the previous save loadable; one killed while moving leaves a marker that
+    `check_saved_folder` refuses. Other files in `folder` (tokenizer, checkpoints) are kept, stale shards removed."""
+    target = os.fspath(folder)
+    if os.path.isfile(target):
+        raise ValueError(f"cannot save the model into {target}: it is a file, not a folder")
+    os.makedirs(target, exist_ok=True)
+    for name in os.listdir(target):
+        if name.startswith(STAGING_PREFIX):  # left behind by a process killed while writing
+            shutil.rmtree(os.path.join(target, name), ignore_errors=True)
+    staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=target)
+    try:
+        result = model.save_pretrained(staging, **kwargs)
+        weight_files = sorted(name for name in os.listdir(staging) if WEIGHTS_FILE_PATTERN.fullmatch(name))
+        with open(os.path.join(staging, CHECKSUMS_NAME), "w", encoding="utf-8") as checksums:
+            checksums.writelines(f"{sha256_of_file(os.path.join(staging, n))}  {n}\n" for n in weight_files)
+        move_saved_files_into(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return result
+
+
 def safetensors_layout_error(path: str) -> str | None:
     """Why `path` is not a complete safetensors file (an 8-byte header size, a JSON header, then exactly the tensor
-    bytes the header lists), or None. Read here, not by the safetensors library, to keep the travelling code's
-    imports to torch and transformers."""
+    bytes the header lists), or None."""
     size = os.path.getsize(path)
     with open(path, "rb") as file:
         prefix = file.read(8)
@@ -65,7 +88,12 @@ def safetensors_layout_error(path: str) -> str | None:
             return f"the header does not fit in the file ({size} bytes)"
         try:
             header = json.loads(file.read(header_size))
-            data_end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+            ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
+            if not all(isinstance(end, int) and not isinstance(end, bool) for end in ends):
+                raise TypeError(
+                    f"tensor data offsets must be integers, got {[e for e in ends if not isinstance(e, int)][:3]}"
+                )
+            data_end = max(ends, default=0)
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
             return f"the header is not valid ({error})"
     if 8 + header_size + data_end != size:
@@ -73,15 +101,17 @@ def safetensors_layout_error(path: str) -> str | None:
     return None
 
 
-def check_saved_folder(folder: str, config_class: type, check_config: bool) -> None:
-    """Refuse a local model folder that a crash left half-saved or whose files are damaged, naming the file."""
+def check_saved_folder(folder: str, config_class: type | None = None) -> None:
+    """Refuse a local model folder that a crash left half-saved or whose files are damaged, naming the file: the
+    save marker, a `config.json` that `config_class` refuses, truncated safetensors, weights that differ from their
+    checksums."""
     if os.path.exists(os.path.join(folder, SAVE_IN_PROGRESS_NAME)):
         raise OSError(
             f"{folder} was cut off while being saved ({SAVE_IN_PROGRESS_NAME} is present): its files may come from "
             "two different saves. Save the model into it again."
         )
     config_path = os.path.join(folder, "config.json")
-    if check_config and os.path.isfile(config_path):
+    if config_class is not None and os.path.isfile(config_path):
         try:
             config_class.from_json_file(config_path)
         except Exception as error:  # the JSON parser's, strict's and our validation errors alike
@@ -93,8 +123,13 @@ def check_saved_folder(folder: str, config_class: type, check_config: bool) -> N
     checksums_path = os.path.join(folder, CHECKSUMS_NAME)
     if os.path.isfile(checksums_path):
         with open(checksums_path, encoding="utf-8") as checksums:
-            for line in checksums.read().splitlines():
-                expected, name = line.split(maxsplit=1)
+            for number, line in enumerate(checksums.read().split("\n"), start=1):
+                if not line.strip():
+                    continue
+                fields = line.split(maxsplit=1)
+                if len(fields) != 2:
+                    raise ValueError(f"line {number} of {checksums_path} is not '<sha256>  <file name>': {line!r}")
+                expected, name = fields
                 path = os.path.join(folder, name.lstrip("*"))
                 if not os.path.isfile(path):
                     raise ValueError(f"{path} is missing although {checksums_path} lists it")
