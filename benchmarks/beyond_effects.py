@@ -22,7 +22,7 @@ import sacrebleu
 import torch
 
 from hf_simple_s2s import SimpleS2SConfig, SimpleS2SForConditionalGeneration
-from hf_simple_s2s.modeling_simple_s2s import teacher_forcing_ratio
+from hf_simple_s2s.models.simple_s2s.modeling_simple_s2s import teacher_forcing_ratio
 
 VOCAB_SIZE = 64
 OPTIONS = {

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from hf_simple_s2s import SimpleS2SConfig, SimpleS2SForConditionalGeneration
-from hf_simple_s2s.export import (
+from hf_simple_s2s.export.onnx import (
     DecoderStep,
     OnnxTranslator,
     PaddedEncoder,

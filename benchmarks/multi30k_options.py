@@ -22,7 +22,7 @@ import sacrebleu
 import torch
 
 from hf_simple_s2s.data import MULTI30K_DIR, load_parallel_corpus
-from hf_simple_s2s.translate import load_translator, translate
+from hf_simple_s2s.inference.translate import load_translator, translate
 
 sys.path.insert(0, str(Path(__file__).parent))
 from beyond_effects import repeated_ngram_rate  # noqa: E402

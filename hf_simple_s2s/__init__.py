@@ -6,15 +6,15 @@ Importing the package registers the model with `AutoConfig`, `AutoModel` and `Au
 
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
 
-from .configuration_simple_s2s import SimpleS2SConfig
-from .modeling_simple_s2s import (
+from .inference.pipeline import TASK as PIPELINE_TASK
+from .inference.pipeline import SimpleS2STranslationPipeline, register_pipeline
+from .models.simple_s2s import (
+    SimpleS2SConfig,
     SimpleS2SEncoderOutput,
     SimpleS2SForConditionalGeneration,
     SimpleS2SModel,
     SimpleS2SPreTrainedModel,
 )
-from .pipeline import TASK as PIPELINE_TASK
-from .pipeline import SimpleS2STranslationPipeline, register_pipeline
 
 __version__ = "0.1.0"
 

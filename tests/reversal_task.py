@@ -28,7 +28,7 @@ from transformers import (
 sys.path.insert(0, str(Path(__file__).parent))  # `conftest` when run as a script
 from conftest import VOCAB_SIZE, tiny_model  # noqa: E402
 
-from hf_simple_s2s.checkpoints import last_complete_checkpoint  # noqa: E402
+from hf_simple_s2s.training.checkpoints import last_complete_checkpoint  # noqa: E402
 
 FIRST_WORD_ID = 4  # after <pad>=0 <s>=1 </s>=2 <unk>=3
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]

@@ -6,7 +6,7 @@ import torch
 from conftest import padded_batch, seeded_generator, tiny_config, tiny_model
 
 from hf_simple_s2s import SimpleS2SForConditionalGeneration
-from hf_simple_s2s.alignment import alignment_matrix, argmax_alignment, cross_attention_of, word_alignments
+from hf_simple_s2s.inference.alignment import alignment_matrix, argmax_alignment, cross_attention_of, word_alignments
 
 
 def test_argmax_alignment_respects_masks():

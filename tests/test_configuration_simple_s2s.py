@@ -10,7 +10,7 @@ import torch
 from conftest import tiny_config, tiny_model
 from transformers import AutoConfig, GenerationConfig, PreTrainedConfig
 
-import hf_simple_s2s.modeling_simple_s2s as modeling
+import hf_simple_s2s.models.simple_s2s.modeling_simple_s2s as modeling
 from hf_simple_s2s import SimpleS2SConfig, SimpleS2SForConditionalGeneration
 
 # Fields the issue names; any other public field of SimpleS2SConfig must come from PreTrainedConfig.

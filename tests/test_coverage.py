@@ -16,7 +16,7 @@ from conftest import (
 )
 
 from hf_simple_s2s import SimpleS2SForConditionalGeneration
-from hf_simple_s2s.modeling_simple_s2s import coverage_loss, coverage_so_far
+from hf_simple_s2s.models.simple_s2s.modeling_simple_s2s import coverage_loss, coverage_so_far
 
 
 def coverage_model(attention_type: str, **overrides) -> SimpleS2SForConditionalGeneration:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import padded_batch, tiny_model
 
-from hf_simple_s2s.export import DecoderStep, ExportedEncoder
+from hf_simple_s2s.export.onnx import DecoderStep, ExportedEncoder
 
 SOURCES = [[5, 9, 14, 22, 7, 31, 17, 2], [31, 12, 2], [8, 8, 19, 25, 2], [4, 2], [6, 7, 8, 9, 10, 2]]
 
@@ -32,7 +32,7 @@ def test_exported_encoder_and_decoder_step_equal_the_models_first_step():
 )
 def test_onnxruntime_decoding_equals_generate(tmp_path, attention_type, coverage):
     pytest.importorskip("onnxruntime")
-    from hf_simple_s2s.export import OnnxTranslator, export_onnx
+    from hf_simple_s2s.export.onnx import OnnxTranslator, export_onnx
 
     model = tiny_model(attention_type=attention_type, coverage=coverage, initializer_range=0.5)
     translator = OnnxTranslator(export_onnx(model, tmp_path))
@@ -46,7 +46,7 @@ def test_onnxruntime_decoding_equals_generate(tmp_path, attention_type, coverage
 
 def test_translator_decodes_left_padding_and_refuses_bad_beams(tmp_path):
     pytest.importorskip("onnxruntime")
-    from hf_simple_s2s.export import OnnxTranslator, export_onnx
+    from hf_simple_s2s.export.onnx import OnnxTranslator, export_onnx
 
     model = tiny_model(dropout=0.2, initializer_range=0.5).train()
     translator = OnnxTranslator(export_onnx(model, tmp_path))

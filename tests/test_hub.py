@@ -68,7 +68,10 @@ def test_push_sends_the_saved_folder_in_two_commits(pushed, tmp_path):
     # The code that travels is the package's own, unchanged.
     for recorded in model_commit.files:
         if recorded.path_in_repo in CODE_FILES:
-            assert recorded.content == (REPO_ROOT / "hf_simple_s2s" / recorded.path_in_repo).read_bytes()
+            assert (
+                recorded.content
+                == (REPO_ROOT / "hf_simple_s2s/models/simple_s2s" / recorded.path_in_repo).read_bytes()
+            )
     card = ModelCard(next(f.content for f in model_commit.files if f.path_in_repo == "README.md").decode())
     assert card.data.library_name == "transformers"  # the Hub shows the repo as a transformers model
     config = json.loads(next(f.content for f in model_commit.files if f.path_in_repo == "config.json"))
@@ -139,7 +142,7 @@ def load_by_name_in_fresh_process(cache: Path, *, package_importable: bool) -> d
 def test_pull_by_name_with_the_package_installed(pushed):
     """A user with `hf_simple_s2s` installed: Auto classes and the pipeline, no remote code, same translations."""
     report = load_by_name_in_fresh_process(pushed["cache"], package_importable=True)
-    assert report["model_module"] == "hf_simple_s2s.modeling_simple_s2s"
+    assert report["model_module"] == "hf_simple_s2s.models.simple_s2s.modeling_simple_s2s"
     assert report["greedy"] == report["pipeline"] == pushed["expected"]["greedy"]
     assert report["beam"] == pushed["expected"]["beam"]
 

@@ -669,7 +669,7 @@ class TestCompileAndExport:
 
     @torch.no_grad()
     def test_torch_export_of_the_step_with_dynamic_batch_and_source(self, attention_type):
-        from hf_simple_s2s.export import DecoderStep, ExportedEncoder
+        from hf_simple_s2s.export.onnx import DecoderStep, ExportedEncoder
 
         model = tiny_model(attention_type=attention_type, coverage=True)
         input_ids, attention_mask = padded_batch(SOURCES)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from main_job_helpers import GERMAN, small_tokenizer, tiny_translation_model
 
-from hf_simple_s2s.plotting import cross_attention_matrix, plot_attention
+from hf_simple_s2s.inference.plotting import cross_attention_matrix, plot_attention
 
 
 def png_size(path) -> tuple[int, int]:
@@ -55,7 +55,7 @@ def test_generate_attentions_equal_a_forward_pass_over_the_generated_tokens(tmp_
 def test_alignment_is_drawn_as_red_squares_over_the_heatmap(tmp_path):
     from matplotlib.image import imread
 
-    from hf_simple_s2s.alignment import argmax_alignment
+    from hf_simple_s2s.inference.alignment import argmax_alignment
 
     weights = torch.softmax(torch.randn(4, 4) * 3, dim=-1)
     labels = list("abcd")

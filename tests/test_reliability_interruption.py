@@ -14,7 +14,7 @@ import torch
 from reversal_task import loss_curve, make_trainer
 from transformers.trainer_utils import get_last_checkpoint
 
-from hf_simple_s2s.checkpoints import last_complete_checkpoint
+from hf_simple_s2s.training.checkpoints import last_complete_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = REPO_ROOT / "tests" / "reversal_task.py"

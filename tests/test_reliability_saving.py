@@ -23,8 +23,9 @@ from reversal_task import build_tokenizer
 from save_loop import LARGER
 from transformers import AutoModelForSeq2SeqLM
 
-from hf_simple_s2s import SimpleS2SConfig, SimpleS2SForConditionalGeneration, saving
-from hf_simple_s2s.saving import check_saved_folder, save_pretrained_atomically
+from hf_simple_s2s import SimpleS2SConfig, SimpleS2SForConditionalGeneration
+from hf_simple_s2s.training import saving
+from hf_simple_s2s.training.saving import check_saved_folder, save_pretrained_atomically
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

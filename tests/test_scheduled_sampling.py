@@ -6,8 +6,8 @@ from conftest import VOCAB_SIZE, padded_batch, seeded_generator, tiny_model
 from datasets import Dataset
 from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
 
-from hf_simple_s2s.modeling_simple_s2s import teacher_forcing_ratio
-from hf_simple_s2s.scheduled_sampling import ScheduledSamplingCallback
+from hf_simple_s2s.models.simple_s2s.modeling_simple_s2s import teacher_forcing_ratio
+from hf_simple_s2s.training.callbacks import ScheduledSamplingCallback
 
 SOURCES = [[5, 9, 14, 22, 7, 2], [31, 12, 2], [8, 8, 19, 25, 2]]
 

@@ -5,7 +5,7 @@ import io
 import pytest
 from main_job_helpers import GERMAN, save_tiny_translator
 
-from hf_simple_s2s.translate import load_translator, main, translate
+from hf_simple_s2s.inference.translate import load_translator, main, translate
 
 SENTENCES = GERMAN[:5]
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .modeling_simple_s2s import SimpleS2SForConditionalGeneration, source_padding_mask
+from ..models.simple_s2s.modeling_simple_s2s import SimpleS2SForConditionalGeneration, source_padding_mask
 
 ENCODER_FILE = "encoder.onnx"
 DECODER_STEP_FILE = "decoder_step.onnx"
@@ -166,7 +166,7 @@ class OnnxTranslator:
     def __init__(self, folder: str | Path, intra_op_num_threads: int | None = None):
         import onnxruntime  # the `export` extra
 
-        from .configuration_simple_s2s import SimpleS2SConfig
+        from ..models.simple_s2s import SimpleS2SConfig
 
         folder = Path(folder)
         self.config = SimpleS2SConfig.from_pretrained(folder)

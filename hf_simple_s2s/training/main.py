@@ -36,17 +36,17 @@ from transformers import (
 from transformers.integrations import is_tensorboard_available
 from transformers.trainer_utils import set_seed
 
-from . import SimpleS2SConfig, SimpleS2SForConditionalGeneration
-from .alignment import argmax_alignment
+from ..data import MULTI30K_DIR, load_parallel_corpus
+from ..inference.alignment import argmax_alignment
+from ..inference.plotting import cross_attention_matrix, plot_attention
+from ..inference.translate import translate
+from ..metrics import bleu_signature, translation_scores
+from ..model_card import write_model_card
+from ..models.simple_s2s import SimpleS2SConfig, SimpleS2SForConditionalGeneration
+from ..tokenization import train_tokenizer
+from .callbacks import ScheduledSamplingCallback
 from .checkpoints import last_complete_checkpoint
-from .data import MULTI30K_DIR, load_parallel_corpus
-from .metrics import bleu_signature, translation_scores
-from .model_card import write_model_card
-from .plotting import cross_attention_matrix, plot_attention
 from .saving import save_pretrained_atomically
-from .scheduled_sampling import ScheduledSamplingCallback
-from .tokenization import train_tokenizer
-from .translate import translate
 
 
 @dataclass

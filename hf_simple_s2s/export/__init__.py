@@ -1,0 +1,1 @@
+"""Deployment: the model's encoder and decoding step exported to ONNX and run by onnxruntime."""

@@ -1,0 +1,1 @@
+"""Using a trained model: the translate CLI, the `pipeline()` task, attention alignments and plots."""
