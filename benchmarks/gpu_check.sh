@@ -148,12 +148,12 @@ elif [[ $MODE == gpu ]]; then
     # First the tests written for a device (models and inputs moved there explicitly; they must pass), then the
     # whole suite with CUDA as the default device (a sweep: tests that pin CPU objects can fail there for that alone).
     step tests_devices 120 "$PYTHON" -m pytest -q -rfEs --tb=short --junitxml "$RESULTS/tests_devices.xml" \
-        tests/test_devices.py
+        tests/models/test_devices.py
     step tests "${TESTS_TIMEOUT_S:-300}" "$PYTHON" -m pytest -q -rfE --tb=short -p benchmarks.cuda_default_device \
         --junitxml "$RESULTS/tests.xml" tests
 else
-    step tests_devices 300 "$PYTHON" -m pytest -q -rfEs tests/test_devices.py
-    step tests 600 "$PYTHON" -m pytest -q -x tests/test_benchmarks.py
+    step tests_devices 300 "$PYTHON" -m pytest -q -rfEs tests/models/test_devices.py
+    step tests 600 "$PYTHON" -m pytest -q -x tests/benchmarks/test_benchmarks.py
 fi
 for pid in "${pids[@]}"; do wait "$pid"; done
 

@@ -91,7 +91,7 @@ def export_onnx(model: SimpleS2SForConditionalGeneration, folder: str | Path, op
         with warnings.catch_warnings():
             # nn.GRU's argument checks compare shapes while tracing, and the exporter warns about GRUs traced with a
             # batch of 2; every GRU here starts from a state passed in or from zeros sized by the input, so the
-            # graphs serve any batch size and source length (tests/test_export.py runs them at other sizes).
+            # graphs serve any batch size and source length (tests/export/test_onnx.py runs them at other sizes).
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
             warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
             return _export_onnx(model, Path(folder), opset_version)

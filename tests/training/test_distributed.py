@@ -12,7 +12,7 @@ import torch
 from reversal_task import loss_curve, make_trainer
 from safetensors.torch import load_file
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 # Same-length sequences without dropout: every example has the same number of target tokens, so the mean of the
 # two processes' mean losses is the single process's mean loss, and no randomness differs between ranks.
 TASK = dict(max_steps=12, min_len=6, max_len=6, dropout=0.0, save_steps=100)

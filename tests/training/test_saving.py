@@ -27,7 +27,7 @@ from hf_simple_s2s import SimpleS2SConfig, SimpleS2SForConditionalGeneration
 from hf_simple_s2s.training import saving
 from hf_simple_s2s.training.saving import check_saved_folder, save_pretrained_atomically
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def assert_same_weights(loaded, expected) -> None:

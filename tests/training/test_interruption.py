@@ -16,7 +16,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from hf_simple_s2s.training.checkpoints import last_complete_checkpoint
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "tests" / "reversal_task.py"
 MAX_STEPS, SAVE_STEPS = 12, 4
 

@@ -15,7 +15,7 @@ from transformers import GenerationMixin
 from benchmarks.bench_generate import check_same_tokens, generate_call
 from benchmarks.classic_seq2seq import ClassicSeq2Seq, classic_training_step, classic_translate
 
-REPO_ROOT = Path(__file__).parent.parent
+REPO_ROOT = Path(__file__).parents[2]
 
 
 def padded_batch(vocab_size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,7 +14,7 @@ from hf_simple_s2s import SimpleS2SConfig, SimpleS2SForConditionalGeneration, Si
 
 SOURCES = [[5, 9, 14, 22, 7, 2], [31, 12, 2], [8, 8, 19, 25, 2]]
 GEN = dict(max_new_tokens=8, num_beams=3)
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Run in a fresh interpreter where the package is unimportable, so only the code saved with the model can load it.
 LOAD_WITHOUT_PACKAGE = """

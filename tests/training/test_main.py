@@ -282,7 +282,7 @@ def test_max_train_minutes_ends_training_with_an_evaluated_checkpoint(data_dir, 
 
 @pytest.mark.slow
 def test_tiny_preset_learns_to_translate(tmp_path):
-    """The default preset on all of Multi30k (several minutes): `pytest -m slow tests/test_train_multi30k.py`."""
+    """The default preset on all of Multi30k (several minutes): `pytest -m slow tests/training/test_main.py`."""
     main([f"--output_dir={tmp_path / 'tiny'}", "--disable_tqdm=true"])
     metrics = json.loads((tmp_path / "tiny" / "metrics.json").read_text())
     assert metrics["scores"]["test"]["greedy"]["bleu"] > 10
