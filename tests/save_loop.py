@@ -6,7 +6,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import tiny_model  # noqa: E402
 
-from hf_simple_s2s.training.saving import save_pretrained_atomically  # noqa: E402
+from hf_simple_s2s.training.checkpoints import save_pretrained_atomically  # noqa: E402
 
 LARGER = dict(hidden_size=192, embedding_size=96)  # a few MB, so that a kill often lands mid-save
 

@@ -1,13 +1,25 @@
-"""Find the checkpoint to resume from after a run was killed, skipping one that was only half written."""
+"""Crash safety of the training job, where kills happen (not in the model class that travels to the Hub): the
+checkpoint to resume from, skipping one cut off while being saved, and the final model saved atomically with
+checksums, checked when loaded back."""
 
+import hashlib
 import json
 import os
+import re
+import shutil
+import tempfile
 
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 # `Trainer._save_checkpoint` writes the weights, optimizer, scheduler and RNG states first and `trainer_state.json`
 # last: a checkpoint folder without a readable state for its own step was cut off while being saved.
 TRAINER_STATE_NAME = "trainer_state.json"
+# Saving writes a complete copy into a staging folder first, then moves the files in under this marker: a folder
+# that still holds it was cut off between two complete saves, and loading it is refused.
+SAVE_IN_PROGRESS_NAME = ".save_in_progress"
+STAGING_PREFIX = ".save_staging-"
+CHECKSUMS_NAME = "checksums.sha256"  # `sha256sum -c checksums.sha256` format, for the weight files
+WEIGHTS_FILE_PATTERN = re.compile(r"(model|pytorch_model)(-\d{5}-of-\d{5})?\.(safetensors|bin)(\.index\.json)?")
 
 
 def is_complete_checkpoint(folder: str) -> bool:
@@ -39,4 +51,126 @@ def last_complete_checkpoint(output_dir: str) -> str | None:
     return steps[max(steps)] if steps else None
 
 
-__all__ = ["is_complete_checkpoint", "last_complete_checkpoint"]
+def sha256_of_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fsync_path(path: str) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def move_saved_files_into(staging: str, target: str) -> None:
+    """Move a complete save from `staging` into `target`, replacing the weight files of an earlier save there and
+    keeping every other file (tokenizer, optimizer, checkpoints)."""
+    staged = sorted(os.listdir(staging))
+    for name in staged:
+        fsync_path(os.path.join(staging, name))  # on disk before any of it becomes visible under `target`
+    marker = os.path.join(target, SAVE_IN_PROGRESS_NAME)
+    with open(marker, "w", encoding="utf-8") as marker_file:
+        marker_file.write(f"files are being moved in from {staging}\n")
+    fsync_path(target)
+    for name in os.listdir(target):
+        stale_weights = WEIGHTS_FILE_PATTERN.fullmatch(name) or name == CHECKSUMS_NAME
+        if stale_weights and name not in staged and os.path.isfile(os.path.join(target, name)):
+            os.remove(os.path.join(target, name))  # e.g. shards of a save with another `max_shard_size`
+    for name in staged:
+        os.replace(os.path.join(staging, name), os.path.join(target, name))
+    os.remove(marker)
+    fsync_path(target)
+
+
+def save_pretrained_atomically(model, folder: str, **kwargs):
+    """`model.save_pretrained(folder, **kwargs)`, made safe against crashes: the files are written into a staging
+    folder inside `folder` and moved in only once complete, with `checksums.sha256` of the weights. A process killed
+    while writing leaves the previous save loadable; one killed while moving leaves a marker that
+    `check_saved_folder` refuses. Other files in `folder` (tokenizer, checkpoints) are kept, stale shards removed."""
+    target = os.fspath(folder)
+    if os.path.isfile(target):
+        raise ValueError(f"cannot save the model into {target}: it is a file, not a folder")
+    os.makedirs(target, exist_ok=True)
+    for name in os.listdir(target):
+        if name.startswith(STAGING_PREFIX):  # left behind by a process killed while writing
+            shutil.rmtree(os.path.join(target, name), ignore_errors=True)
+    staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=target)
+    try:
+        result = model.save_pretrained(staging, **kwargs)
+        weight_files = sorted(name for name in os.listdir(staging) if WEIGHTS_FILE_PATTERN.fullmatch(name))
+        with open(os.path.join(staging, CHECKSUMS_NAME), "w", encoding="utf-8") as checksums:
+            checksums.writelines(f"{sha256_of_file(os.path.join(staging, n))}  {n}\n" for n in weight_files)
+        move_saved_files_into(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return result
+
+
+def safetensors_layout_error(path: str) -> str | None:
+    """Why `path` is not a complete safetensors file (an 8-byte header size, a JSON header, then exactly the tensor
+    bytes the header lists), or None."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as file:
+        prefix = file.read(8)
+        header_size = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
+        if header_size < 2 or 8 + header_size > size:
+            return f"the header does not fit in the file ({size} bytes)"
+        try:
+            header = json.loads(file.read(header_size))
+            ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
+            if not all(isinstance(end, int) and not isinstance(end, bool) for end in ends):
+                raise TypeError(
+                    f"tensor data offsets must be integers, got {[e for e in ends if not isinstance(e, int)][:3]}"
+                )
+            data_end = max(ends, default=0)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+            return f"the header is not valid ({error})"
+    if 8 + header_size + data_end != size:
+        return f"the header lists {data_end} bytes of tensors but the file holds {size - 8 - header_size}"
+    return None
+
+
+def check_saved_folder(folder: str, config_class: type | None = None) -> None:
+    """Refuse a local model folder that a crash left half-saved or whose files are damaged, naming the file: the
+    save marker, a `config.json` that `config_class` refuses, truncated safetensors, weights that differ from their
+    checksums."""
+    if os.path.exists(os.path.join(folder, SAVE_IN_PROGRESS_NAME)):
+        raise OSError(
+            f"{folder} was cut off while being saved ({SAVE_IN_PROGRESS_NAME} is present): its files may come from "
+            "two different saves. Save the model into it again."
+        )
+    config_path = os.path.join(folder, "config.json")
+    if config_class is not None and os.path.isfile(config_path):
+        try:
+            config_class.from_json_file(config_path)
+        except Exception as error:  # the JSON parser's, strict's and our validation errors alike
+            raise ValueError(f"{config_path} is not a valid {config_class.__name__}: {error}") from error
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if name.endswith(".safetensors") and (problem := safetensors_layout_error(path)):
+            raise ValueError(f"{path} is truncated or not a safetensors file: {problem}")
+    checksums_path = os.path.join(folder, CHECKSUMS_NAME)
+    if os.path.isfile(checksums_path):
+        with open(checksums_path, encoding="utf-8") as checksums:
+            for number, line in enumerate(checksums.read().split("\n"), start=1):
+                if not line.strip():
+                    continue
+                fields = line.split(maxsplit=1)
+                if len(fields) != 2:
+                    raise ValueError(f"line {number} of {checksums_path} is not '<sha256>  <file name>': {line!r}")
+                expected, name = fields
+                path = os.path.join(folder, name.lstrip("*"))
+                if not os.path.isfile(path):
+                    raise ValueError(f"{path} is missing although {checksums_path} lists it")
+                if sha256_of_file(path) != expected:
+                    raise ValueError(
+                        f"{path} is corrupted: its SHA-256 differs from the one saved in {checksums_path}"
+                    )
+
+
+__all__ = ["check_saved_folder", "is_complete_checkpoint", "last_complete_checkpoint", "save_pretrained_atomically"]

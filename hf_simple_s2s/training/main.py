@@ -45,8 +45,7 @@ from ..model_card import write_model_card
 from ..models.simple_s2s import SimpleS2SConfig, SimpleS2SForConditionalGeneration
 from ..tokenization import train_tokenizer
 from .callbacks import ScheduledSamplingCallback
-from .checkpoints import last_complete_checkpoint
-from .saving import save_pretrained_atomically
+from .checkpoints import last_complete_checkpoint, save_pretrained_atomically
 
 
 @dataclass

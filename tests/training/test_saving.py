@@ -24,8 +24,8 @@ from save_loop import LARGER
 from transformers import AutoModelForSeq2SeqLM
 
 from hf_simple_s2s import SimpleS2SConfig, SimpleS2SForConditionalGeneration
-from hf_simple_s2s.training import saving
-from hf_simple_s2s.training.saving import check_saved_folder, save_pretrained_atomically
+from hf_simple_s2s.training import checkpoints
+from hf_simple_s2s.training.checkpoints import check_saved_folder, save_pretrained_atomically
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,7 +73,7 @@ def test_crash_while_moving_files_in_is_refused_then_repaired_by_saving_again(sa
             raise KeyboardInterrupt  # the process stops between two files
         real_replace(source, destination)
 
-    monkeypatch.setattr(saving.os, "replace", replace_once_then_crash)
+    monkeypatch.setattr(checkpoints.os, "replace", replace_once_then_crash)
     with pytest.raises(KeyboardInterrupt):
         save_pretrained_atomically(tiny_model(seed=1), saved_folder)
     monkeypatch.undo()
