@@ -1,4 +1,9 @@
-"""Scheduled sampling (Bengio et al. 2015) inside `Seq2SeqTrainer`: the teacher forcing ratio follows the step."""
+"""The job's `Seq2SeqTrainer` callbacks: scheduled sampling (Bengio et al. 2015), whose teacher forcing ratio follows
+the step, and the two ways to end training early with a checkpoint: Ctrl-C and a time limit."""
+
+import signal
+import sys
+import time
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
@@ -30,4 +35,50 @@ class ScheduledSamplingCallback(TrainerCallback):
             state.log_history[-1]["teacher_forcing_ratio"] = model.teacher_forcing_ratio
 
 
-__all__ = ["ScheduledSamplingCallback"]
+class StopOnInterrupt(TrainerCallback):
+    """The first Ctrl-C ends training after the current step with a checkpoint; a second one stops at once."""
+
+    def __init__(self):
+        self.interrupted = False
+        self.previous_handler = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.previous_handler = signal.signal(signal.SIGINT, self.request_stop)
+
+    def request_stop(self, signum, frame):
+        self.interrupted = True
+        signal.signal(signal.SIGINT, self.previous_handler)
+        print("\nInterrupted: saving a checkpoint after this step (Ctrl-C again to stop at once)", file=sys.stderr)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.interrupted:
+            control.should_save = True
+            control.should_training_stop = True
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.previous_handler is not None:
+            signal.signal(signal.SIGINT, self.previous_handler)
+
+
+class StopAfterTime(TrainerCallback):
+    """Ends training once `limit_s` seconds have passed, with an evaluation and a checkpoint at that step."""
+
+    clock = staticmethod(time.perf_counter)
+
+    def __init__(self, limit_s: float):
+        self.limit_s = limit_s
+        self.started = None
+        self.stopped_at_step = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = self.clock()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.clock() - self.started >= self.limit_s and state.global_step < state.max_steps:
+            self.stopped_at_step = state.global_step
+            control.should_evaluate = args.eval_strategy != "no"
+            control.should_save = True
+            control.should_training_stop = True
+
+
+__all__ = ["ScheduledSamplingCallback", "StopAfterTime", "StopOnInterrupt"]

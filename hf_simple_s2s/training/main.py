@@ -13,7 +13,6 @@ import argparse
 import dataclasses
 import json
 import shutil
-import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -21,31 +20,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
 import yaml
 from transformers import (
     AutoTokenizer,
     DataCollatorForSeq2Seq,
-    GenerationConfig,
     HfArgumentParser,
     Seq2SeqTrainer,
     Seq2SeqTrainingArguments,
-    TrainerCallback,
 )
-from transformers.integrations import is_tensorboard_available
 from transformers.trainer_utils import set_seed
 
 from ..data import MULTI30K_DIR, load_parallel_corpus
-from ..inference.alignment import argmax_alignment
-from ..inference.plotting import cross_attention_matrix, plot_attention
-from ..inference.translate import translate
-from ..metrics import bleu_signature, translation_scores
+from ..metrics import bleu_signature
 from ..model_card import write_model_card
 from ..models.simple_s2s import SimpleS2SConfig, SimpleS2SForConditionalGeneration
 from ..tokenization import train_tokenizer
-from .callbacks import ScheduledSamplingCallback
+from .callbacks import ScheduledSamplingCallback, StopAfterTime, StopOnInterrupt
 from .checkpoints import last_complete_checkpoint, save_pretrained_atomically
+from .evaluation import compute_metrics_fn, evaluate_decodings, format_table, generation_config, translate_and_plot
+from .presets import COMMON_TRAINING_DEFAULTS, PRESETS
 
 
 @dataclass
@@ -102,67 +96,6 @@ class MainJobArguments:
     )
 
 
-# Values not given on the command line or in a file come from the preset, then from the dataclass defaults.
-PRESETS: dict[str, dict[str, Any]] = {
-    # Two CPU cores, a few minutes: a small Luong model (no per-step loop in training) on all of Multi30k.
-    "tiny": dict(
-        output_dir="outputs/multi30k-tiny",
-        # Matrices this small gain nothing from a second thread; on a shared 2-core machine one thread measured
-        # ~6x faster per training step than two.
-        torch_threads=1,
-        vocab_size=2000,
-        embedding_size=96,
-        hidden_size=128,
-        attention_type="luong_general",  # no per-step loop in training: the fastest to train on a CPU
-        tie_word_embeddings=False,  # in short runs an untied output layer learned faster (lower validation loss)
-        dropout=0.1,
-        num_beams=4,
-        num_train_epochs=3,
-        per_device_train_batch_size=32,
-        per_device_eval_batch_size=100,
-        learning_rate=3e-3,  # 1e-2 lowers the loss faster at first, then the attention collapses (test BLEU 5.7 vs 16)
-        warmup_steps=0.05,
-        eval_steps=900,
-        save_steps=900,
-        logging_steps=50,
-    ),
-    # The classic Multi30k baseline (emb 256, bi-GRU 512, decoder 512, Bahdanau attention): ~20M parameters.
-    "full": dict(
-        output_dir="outputs/multi30k-full",
-        vocab_size=8000,
-        embedding_size=256,
-        hidden_size=512,
-        attention_type="bahdanau",
-        dropout=0.3,
-        num_beams=5,
-        num_train_epochs=15,
-        per_device_train_batch_size=128,
-        per_device_eval_batch_size=128,
-        learning_rate=1e-3,
-        warmup_steps=0.03,
-        eval_steps=500,
-        save_steps=500,
-        logging_steps=50,
-    ),
-}
-# The same for every preset: the recipe itself.
-COMMON_TRAINING_DEFAULTS: dict[str, Any] = dict(
-    eval_strategy="steps",
-    save_strategy="steps",
-    save_total_limit=2,
-    load_best_model_at_end=True,
-    metric_for_best_model="bleu",
-    greater_is_better=True,
-    predict_with_generate=True,
-    generation_num_beams=1,  # greedy while training keeps evaluation cheap; beams are compared at the end
-    label_smoothing_factor=0.1,
-    max_grad_norm=1.0,
-    lr_scheduler_type="linear",
-    train_sampling_strategy="group_by_length",
-    report_to="tensorboard" if is_tensorboard_available() else "none",
-    seed=42,
-    dataloader_pin_memory=torch.cuda.is_available(),
-)
 # What makes two runs the same model; an --output_dir holding another one is refused.
 MODEL_FIELDS = (
     "data_dir",
@@ -270,52 +203,6 @@ def start_output_dir(output_dir: Path, job_args: MainJobArguments) -> None:
     (output_dir / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")
 
 
-class StopOnInterrupt(TrainerCallback):
-    """The first Ctrl-C ends training after the current step with a checkpoint; a second one stops at once."""
-
-    def __init__(self):
-        self.interrupted = False
-        self.previous_handler = None
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.previous_handler = signal.signal(signal.SIGINT, self.request_stop)
-
-    def request_stop(self, signum, frame):
-        self.interrupted = True
-        signal.signal(signal.SIGINT, self.previous_handler)
-        print("\nInterrupted: saving a checkpoint after this step (Ctrl-C again to stop at once)", file=sys.stderr)
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if self.interrupted:
-            control.should_save = True
-            control.should_training_stop = True
-
-    def on_train_end(self, args, state, control, **kwargs):
-        if self.previous_handler is not None:
-            signal.signal(signal.SIGINT, self.previous_handler)
-
-
-class StopAfterTime(TrainerCallback):
-    """Ends training once `limit_s` seconds have passed, with an evaluation and a checkpoint at that step."""
-
-    clock = staticmethod(time.perf_counter)
-
-    def __init__(self, limit_s: float):
-        self.limit_s = limit_s
-        self.started = None
-        self.stopped_at_step = None
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.started = self.clock()
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if self.clock() - self.started >= self.limit_s and state.global_step < state.max_steps:
-            self.stopped_at_step = state.global_step
-            control.should_evaluate = args.eval_strategy != "no"
-            control.should_save = True
-            control.should_training_stop = True
-
-
 def build_model(
     job_args: MainJobArguments, vocab_size: int, label_smoothing: float = 0.0
 ) -> SimpleS2SForConditionalGeneration:
@@ -336,90 +223,6 @@ def build_model(
         scheduled_sampling_k=job_args.scheduled_sampling_k,
     )
     return SimpleS2SForConditionalGeneration(config)
-
-
-def generation_config(model, max_length: int, num_beams: int, length_penalty: float = 1.0) -> GenerationConfig:
-    # Explicit: Seq2SeqTrainer writes its own defaults (max_length=20) into model.generation_config.
-    return GenerationConfig(
-        max_length=max_length,
-        num_beams=num_beams,
-        length_penalty=length_penalty if num_beams > 1 else 1.0,
-        early_stopping=num_beams > 1,
-        bos_token_id=model.config.bos_token_id,
-        eos_token_id=model.config.eos_token_id,
-        pad_token_id=model.config.pad_token_id,
-        decoder_start_token_id=model.config.decoder_start_token_id,
-    )
-
-
-def compute_metrics_fn(tokenizer):
-    def compute_metrics(eval_prediction) -> dict[str, float]:
-        predictions, labels = eval_prediction.predictions, eval_prediction.label_ids
-        predictions = np.where(predictions < 0, tokenizer.pad_token_id, predictions)
-        labels = np.where(labels < 0, tokenizer.pad_token_id, labels)
-        hypotheses = tokenizer.batch_decode(predictions, skip_special_tokens=True)
-        references = tokenizer.batch_decode(labels, skip_special_tokens=True)
-        return translation_scores([h.strip() for h in hypotheses], [r.strip() for r in references])
-
-    return compute_metrics
-
-
-def evaluate_decodings(model, tokenizer, splits, job_args, training_args) -> tuple[dict, GenerationConfig]:
-    """BLEU/chrF of greedy and beam search; the beam settings that win on validation become the generation config."""
-    candidates = {"greedy": 1, f"beam{job_args.num_beams}": job_args.num_beams}
-    results: dict[str, dict[str, dict[str, float]]] = {}
-    for split_name, split in splits.items():
-        sources = [pair[job_args.source_lang] for pair in split["translation"]]
-        references = [pair[job_args.target_lang] for pair in split["translation"]]
-        for decoding, num_beams in candidates.items():
-            config = generation_config(model, job_args.max_target_length, num_beams, job_args.length_penalty)
-            hypotheses = translate(
-                sources,
-                model,
-                tokenizer,
-                batch_size=training_args.per_device_eval_batch_size,
-                max_source_length=job_args.max_source_length,
-                generation_config=config,
-            )
-            results.setdefault(split_name, {})[decoding] = translation_scores(hypotheses, references)
-    selection_split = "validation" if "validation" in results else next(iter(results))
-    best = max(candidates, key=lambda decoding: results[selection_split][decoding]["bleu"])
-    best_config = generation_config(model, job_args.max_target_length, candidates[best], job_args.length_penalty)
-    return {"scores": results, "selected_decoding": best, "selected_on": selection_split}, best_config
-
-
-def format_table(scores: dict[str, dict[str, dict[str, float]]]) -> str:
-    rows = [f"{'split':<11}{'decoding':<10}{'BLEU':>7}{'BLEU(lc)':>10}{'chrF':>7}"]
-    for split_name, by_decoding in scores.items():
-        for decoding, s in by_decoding.items():
-            rows.append(
-                f"{split_name:<11}{decoding:<10}{s['bleu']:>7.2f}{s['bleu_lowercase']:>10.2f}{s['chrf']:>7.2f}"
-            )
-    return "\n".join(rows)
-
-
-@torch.no_grad()
-def translate_and_plot(model, tokenizer, sources: list[str], output_dir: Path) -> tuple[list[str], list[Path]]:
-    """Translate each sample and plot its attention; the generated ids are fed back in one forward pass, which
-    gives the attention of the chosen hypothesis (beam search reorders hypotheses between steps)."""
-    translations, paths = [], []
-    for i, source in enumerate(sources):
-        inputs = tokenizer(source, return_tensors="pt").to(model.device)
-        sequence = model.generate(**inputs)[0]  # (1 + tgt_len,): decoder start, tokens, eos
-        outputs = model(**inputs, decoder_input_ids=sequence[None, :-1], output_attentions=True)
-        weights = cross_attention_matrix(outputs.cross_attentions)  # (tgt_len, src_len)
-        translations.append(tokenizer.decode(sequence, skip_special_tokens=True).strip())
-        paths.append(
-            plot_attention(
-                weights,
-                tokenizer.convert_ids_to_tokens(inputs["input_ids"][0]),
-                tokenizer.convert_ids_to_tokens(sequence[1:]),
-                output_dir / "plots" / f"attention_{i}.png",
-                title=f"test sentence {i}",
-                alignment=argmax_alignment(weights),
-            )
-        )
-    return translations, paths
 
 
 def main(argv: Sequence[str] | None = None) -> None:

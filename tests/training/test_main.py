@@ -13,7 +13,8 @@ from transformers.integrations import is_tensorboard_available
 
 from hf_simple_s2s.data import MULTI30K_DIR, read_lines
 from hf_simple_s2s.inference.translate import translate
-from hf_simple_s2s.training.main import MODEL_FIELDS, StopAfterTime, build_model, main, parse_arguments
+from hf_simple_s2s.training.callbacks import StopAfterTime
+from hf_simple_s2s.training.main import MODEL_FIELDS, build_model, main, parse_arguments
 
 NUM_TRAIN = 240
 
