@@ -13,8 +13,9 @@ from transformers.integrations import is_tensorboard_available
 
 from hf_simple_s2s.data import MULTI30K_DIR, read_lines
 from hf_simple_s2s.inference.translate import translate
+from hf_simple_s2s.training.arguments import MODEL_FIELDS, parse_arguments
 from hf_simple_s2s.training.callbacks import StopAfterTime
-from hf_simple_s2s.training.main import MODEL_FIELDS, build_model, main, parse_arguments
+from hf_simple_s2s.training.main import build_model, main
 
 NUM_TRAIN = 240
 

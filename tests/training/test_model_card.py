@@ -9,7 +9,7 @@ from transformers import Seq2SeqTrainingArguments
 
 from hf_simple_s2s.data import MULTI30K_DIR
 from hf_simple_s2s.model_card import write_model_card
-from hf_simple_s2s.training.main import MainJobArguments
+from hf_simple_s2s.training.arguments import MainJobArguments
 
 
 def run_metrics(test_bleu: float) -> dict:
