@@ -9,6 +9,7 @@ Data -> tokenizer -> collator -> model -> Seq2SeqTrainer -> test BLEU/chrF (gree
 plots, model card; everything lands in `--output_dir`.
 """
 
+import dataclasses
 import json
 import sys
 import time
@@ -103,15 +104,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         for name in ("train", "validation")
     }
 
+    # The model smooths its own loss (config.label_smoothing): Seq2SeqTrainer's `label_smoothing_factor` would take
+    # the labels away from the forward, and the coverage loss and scheduled sampling with them.
     model = build_model(job_args, vocab_size=len(tokenizer), label_smoothing=training_args.label_smoothing_factor)
     model.generation_config = generation_config(model, job_args.max_target_length, 1)
-    training_args.generation_max_length = job_args.max_target_length
+    trainer_args = dataclasses.replace(
+        training_args, label_smoothing_factor=0.0, generation_max_length=job_args.max_target_length
+    )
     interrupt = StopOnInterrupt()
     time_limit = StopAfterTime(60 * job_args.max_train_minutes) if job_args.max_train_minutes else None
     scheduled_sampling = ScheduledSamplingCallback() if job_args.scheduled_sampling != "none" else None
     trainer = Seq2SeqTrainer(
         model=model,
-        args=training_args,
+        args=trainer_args,
         train_dataset=tokenized["train"],
         eval_dataset=tokenized["validation"],
         data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
@@ -119,9 +124,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         compute_metrics=compute_metrics_fn(tokenizer),
         callbacks=[callback for callback in (interrupt, time_limit, scheduled_sampling) if callback is not None],
     )
-    # The model smooths its own loss (config.label_smoothing): the Trainer's smoother would take the labels away
-    # from the forward, and the coverage loss with them.
-    trainer.label_smoother = None
     print(f"{model.num_parameters():,} parameters; training on {len(tokenized['train']):,} pairs")
     train_result = trainer.train(resume_from_checkpoint=resume_from)
     if interrupt.interrupted:

@@ -173,6 +173,8 @@ def test_coverage_and_scheduled_sampling_reach_the_model_and_the_trainer(data_di
     saved = AutoModelForSeq2SeqLM.from_pretrained(output_dir)
     assert saved.config.coverage and saved.config.scheduled_sampling == "linear"
     assert saved.config.label_smoothing == 0.1, "the preset's label_smoothing_factor, applied by the model"
+    trainer_args = torch.load(output_dir / "checkpoint-4" / "training_args.bin", weights_only=False)
+    assert trainer_args.label_smoothing_factor == 0.0, "the Trainer's own smoother would take the labels away"
     state = json.loads((output_dir / "checkpoint-4" / "trainer_state.json").read_text())
     ratios = [entry["teacher_forcing_ratio"] for entry in state["log_history"] if "teacher_forcing_ratio" in entry]
     assert ratios and ratios == sorted(ratios, reverse=True) and ratios[-1] < 1.0
