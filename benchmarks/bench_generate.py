@@ -1,40 +1,39 @@
-"""Decoding speed: `generate()` against a hand-written loop over the same modules, and against the classic way.
+"""Decoding speed: `generate()` against the hand-written loops over the same modules, and against the classic model.
 
-Reference setting: emb 256, hidden 512, bi-GRU encoder, vocab 8000, batch 32, source length 20, 30 new tokens
-with EOS banned so that every run does the same work (in `generate()` by a logits processor doing the same one
-in-place write as the hand loop; `suppress_tokens=[eos]` would also work but rebuilds a vocabulary mask per step). For each attention type:
-greedy and beam 5 `generate()` vs `hand_decoding` (ratios, targets <= 1.10 and <= 1.20; the tokens must be the
-same, which is what makes the comparison fair), 60 vs 30 new tokens (target <= 2.1: the cost per step is flat),
-and sentences per second against the tutorial-style model translating one sentence at a time.
+At the reference setting (emb 256, hidden 512, bi-GRU encoder, vocab 8000, batch 32, source length 20, 30 new tokens
+with EOS banned so that every run does the same work), for each attention type, in one round-robin:
+- greedy and beam-5 `generate()` against `baselines.hand_decoding` (targets <= 1.10 and <= 1.20); the tokens must be
+  the same, which is what makes the ratio fair (asserted before timing);
+- greedy with 60 against 30 new tokens (target <= 2.1: the cost per step is flat);
+- reported: greedy against the hand loop with the per-step finished check, and the cost of `coverage=True`;
+- with `--rev REV`: the same model built from the model files of a git revision, same weights (before/after a
+  change to the model code; the two must choose the same tokens).
+Then sentences per second of batched greedy `generate()` against the classic model translating one sentence at a
+time (reported).
 
-    python -m benchmarks.bench_generate [--quick] [--threads 2] [--device cpu|cuda] [--repeats N]
+    python -m benchmarks.bench_generate [--quick] [--threads 2] [--device cpu|cuda] [--repeats 7] [--rev main]
 """
+
+import importlib
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from benchmarks.classic_seq2seq import ClassicSeq2Seq, classic_translate
-from benchmarks.common import (
-    ATTENTION_TYPES,
-    ESTIMATORS,
-    build_model,
-    interleaved_times,
-    medians,
-    parse_args,
-    print_table,
-    random_ids,
-    ratios,
-    rounds,
-    write_results,
-)
-from benchmarks.hand_decoding import hand_beam_search, hand_greedy
+from benchmarks import harness
+from benchmarks.baselines.classic_seq2seq import ClassicSeq2Seq, classic_translate
+from benchmarks.baselines.hand_decoding import hand_beam_search, hand_greedy
 
-TARGETS = {"greedy_vs_hand": 1.10, "beam5_vs_hand": 1.20, "steps_60_vs_30": 2.1}
 NUM_BEAMS = 5
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class BanToken(LogitsProcessor):
-    """Scores of one token set to -inf, in place: what the hand loops do to EOS."""
+    """Scores of one token set to -inf, in place: what the hand loops do to EOS. (`suppress_tokens=[eos]` would do
+    the same, but rebuilds a vocabulary-sized mask with `isin` at every step.)"""
 
     def __init__(self, token_id: int):
         self.token_id = token_id
@@ -80,116 +79,139 @@ def check_same_tokens(model, input_ids, attention_mask, new_tokens: int) -> dict
     }
 
 
-def bench_attention_type(args, attention_type: str) -> dict:
-    setting, device = args.setting, args.device
-    model = build_model(setting, attention_type, device).eval()
-    input_ids = random_ids(setting.batch_size, setting.source_length, setting.vocab_size, device)
+def model_class_at_revision(revision: str) -> type:
+    """Imports the model files of `revision` (the `*_simple_s2s.py` beside its `modeling_simple_s2s.py`) as a
+    separate package, without registering Auto classes."""
+
+    def git(*arguments: str) -> str:
+        return subprocess.run(["git", *arguments], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
+
+    files = git("ls-tree", "-r", "--name-only", revision, "hf_simple_s2s").split()
+    folder = next(Path(name).parent for name in files if name.endswith("/modeling_simple_s2s.py"))
+    package_dir = Path(tempfile.mkdtemp()) / "simple_s2s_at_revision"
+    package_dir.mkdir()
+    for name in files:
+        if Path(name).parent == folder and name.endswith("_simple_s2s.py"):  # the files that travel with the model
+            (package_dir / Path(name).name).write_text(git("show", f"{revision}:{name}"))
+    (package_dir / "__init__.py").write_text("")
+    sys.path.insert(0, str(package_dir.parent))
+    return importlib.import_module("simple_s2s_at_revision.modeling_simple_s2s").SimpleS2SForConditionalGeneration
+
+
+def bench_attention_type(args, attention_type: str, revision_class: type | None) -> dict:
+    setting, device, new_tokens = args.setting, args.device, args.setting.new_tokens
+    model = harness.build_model(setting, attention_type, device).eval()
+    coverage_model = harness.build_model(setting, attention_type, device, coverage=True).eval()
+    input_ids = harness.random_ids(setting.batch_size, setting.source_length, setting.vocab_size, device)
     attention_mask = torch.ones_like(input_ids)
-    new_tokens = setting.new_tokens
     agreement = check_same_tokens(model, input_ids, attention_mask, new_tokens)
+
+    def decode(model, num_beams: int, tokens: int = new_tokens):
+        return lambda: generate_call(model, input_ids, attention_mask, tokens, num_beams)
+
     runs = {
-        "generate_greedy": lambda: generate_call(model, input_ids, attention_mask, new_tokens, 1),
+        "generate_greedy": decode(model, 1),
         "hand_greedy": lambda: hand_greedy(model, input_ids, attention_mask, new_tokens),
         "hand_greedy_stop_check": lambda: hand_greedy(model, input_ids, attention_mask, new_tokens, stop_check=True),
-        "generate_beam5": lambda: generate_call(model, input_ids, attention_mask, new_tokens, NUM_BEAMS),
+        "generate_beam5": decode(model, NUM_BEAMS),
         "hand_beam5": lambda: hand_beam_search(model, input_ids, attention_mask, new_tokens, NUM_BEAMS),
-        "generate_greedy_2x_tokens": lambda: generate_call(model, input_ids, attention_mask, 2 * new_tokens, 1),
+        "generate_greedy_2x_tokens": decode(model, 1, 2 * new_tokens),
+        "coverage_greedy": decode(coverage_model, 1),
+        "coverage_beam5": decode(coverage_model, NUM_BEAMS),
     }
-    timings = interleaved_times(runs, device, args.repeats)
-    seconds = medians(timings)
+    if revision_class is not None:
+        revision_model = harness.build_model(setting, attention_type, device, model_class=revision_class).eval()
+        for num_beams, name in ((1, "greedy"), (NUM_BEAMS, "beam5")):
+            if not torch.equal(decode(revision_model, num_beams)(), decode(model, num_beams)()):
+                raise AssertionError(
+                    f"{attention_type} {name}: the revision and the working tree chose different tokens"
+                )
+            runs[f"revision_{name}"] = decode(revision_model, num_beams)
+    timings = harness.interleaved_times(runs, device, args.repeats)
+    seconds = harness.medians(timings)
+    comparisons = {
+        "greedy_vs_hand": ("generate_greedy", "hand_greedy"),
+        "beam5_vs_hand": ("generate_beam5", "hand_beam5"),
+        "steps_60_vs_30": ("generate_greedy_2x_tokens", "generate_greedy"),
+        # the floor of a loop that can stop at EOS (one device read-back per step)
+        "greedy_vs_hand_with_stop_check": ("generate_greedy", "hand_greedy_stop_check"),
+        "coverage_vs_none_greedy": ("coverage_greedy", "generate_greedy"),
+        "coverage_vs_none_beam5": ("coverage_beam5", "generate_beam5"),
+    }
+    if revision_class is not None:
+        comparisons.update(
+            working_tree_vs_revision_greedy=("generate_greedy", "revision_greedy"),
+            working_tree_vs_revision_beam5=("generate_beam5", "revision_beam5"),
+        )
     return {
         "parameters": model.num_parameters(),
         "token_agreement": agreement,
-        "median_seconds": seconds,
-        "sentences_per_second": {
-            "generate_greedy": setting.batch_size / seconds["generate_greedy"],
-            "generate_beam5": setting.batch_size / seconds["generate_beam5"],
-        },
-        "ratios": {
-            "greedy_vs_hand": ratios(timings, "generate_greedy", "hand_greedy"),
-            # Reported, not a target: the floor of a loop that can stop at EOS (one device read-back per step).
-            "greedy_vs_hand_with_stop_check": ratios(timings, "generate_greedy", "hand_greedy_stop_check"),
-            "beam5_vs_hand": ratios(timings, "generate_beam5", "hand_beam5"),
-            "steps_60_vs_30": ratios(timings, "generate_greedy_2x_tokens", "generate_greedy"),
-        },
-        "rounds": rounds(timings),
+        "sentences_per_second": {name: setting.batch_size / value for name, value in seconds.items()},
+        "ratios": {name: harness.ratios(timings, *runs_compared) for name, runs_compared in comparisons.items()},
+        "rounds": harness.rounds(timings),
     }
 
 
 def bench_classic_against_ours(args) -> dict:
-    """Sentences per second: the tutorial-style one-sentence loop vs batched greedy generate(), same rounds."""
+    """Sentences per second: the tutorial-style one-sentence loop against batched greedy generate(), same rounds."""
     setting, device = args.setting, args.device
     torch.manual_seed(0)
     classic = ClassicSeq2Seq(setting.vocab_size, setting.embedding_size, setting.hidden_size).to(device).eval()
-    input_ids = random_ids(setting.batch_size, setting.source_length, setting.vocab_size, device)
+    input_ids = harness.random_ids(setting.batch_size, setting.source_length, setting.vocab_size, device)
     attention_mask = torch.ones_like(input_ids)
     sources = input_ids.tolist()
 
     def classic_one_by_one():
         for source in sources:
-            classic_translate(classic, source, 1, 2, setting.new_tokens, ban_eos=True)
+            classic_translate(classic, source, harness.BOS_ID, harness.EOS_ID, setting.new_tokens, ban_eos=True)
 
     runs = {"classic_one_by_one": classic_one_by_one}
-    for attention_type in ATTENTION_TYPES:
-        model = build_model(setting, attention_type, device).eval()
-        runs[f"generate_greedy_{attention_type}"] = lambda model=model: generate_call(
+    for attention_type in harness.ATTENTION_TYPES:
+        model = harness.build_model(setting, attention_type, device).eval()
+        runs[attention_type] = lambda model=model: generate_call(
             model, input_ids, attention_mask, setting.new_tokens, 1
         )
-    timings = interleaved_times(runs, device, max(3, args.repeats // 3))
+    timings = harness.interleaved_times(runs, device, max(3, args.repeats // 3))
     return {
         "classic_parameters": sum(p.numel() for p in classic.parameters()),
-        "sentences_per_second": {name: setting.batch_size / value for name, value in medians(timings).items()},
+        "sentences_per_second": {name: setting.batch_size / value for name, value in harness.medians(timings).items()},
         "speedup_over_classic": {
-            attention_type: ratios(timings, "classic_one_by_one", f"generate_greedy_{attention_type}")
-            for attention_type in ATTENTION_TYPES
+            name: harness.ratios(timings, "classic_one_by_one", name) for name in harness.ATTENTION_TYPES
         },
-        "rounds": rounds(timings),
+        "rounds": harness.rounds(timings),
     }
 
 
-def main():
-    args = parse_args(__doc__.splitlines()[0])
-    args.repeats = args.repeats or (3 if args.quick else 7)
-    results = {attention_type: bench_attention_type(args, attention_type) for attention_type in ATTENTION_TYPES}
-    classic = bench_classic_against_ours(args)
+TARGETS = {  # name in the results: (what is compared, needed; None: reported)
+    "greedy_vs_hand": ("greedy generate() / hand loop", "<= 1.10"),
+    "beam5_vs_hand": ("beam-5 generate() / hand beam search", "<= 1.20"),
+    "steps_60_vs_30": ("greedy, 60 / 30 new tokens", "<= 2.1"),
+    "greedy_vs_hand_with_stop_check": ("greedy generate() / hand loop with the stop check", None),
+    "coverage_vs_none_greedy": ("greedy, coverage / none", None),
+    "coverage_vs_none_beam5": ("beam 5, coverage / none", None),
+    "working_tree_vs_revision_greedy": ("greedy, working tree / --rev", None),
+    "working_tree_vs_revision_beam5": ("beam 5, working tree / --rev", None),
+}
 
-    rows = []
-    for attention_type, result in results.items():
-        for clock in ESTIMATORS:
-            measured = {name: result["ratios"][name][clock] for name in TARGETS}
-            rows.append(
-                [attention_type, clock]
-                + [value for name in TARGETS for value in (measured[name], measured[name] <= TARGETS[name])]
-                + [result["ratios"]["greedy_vs_hand_with_stop_check"][clock]]
-                + [classic["speedup_over_classic"][attention_type][clock]]
-            )
-    print_table(
-        f"generate() on {args.device}, {args.threads} threads, median ratios of {args.repeats} rounds",
-        [
-            "attention",
-            "estimator",
-            "greedy/hand",
-            "<=1.10",
-            "beam5/hand",
-            "<=1.20",
-            "60/30 tokens",
-            "<=2.1",
-            "greedy/hand+stop check",
-            "x classic",
-        ],
-        rows,
-    )
-    print_table(
-        "sentences per second (wall clock, batch of 32, 30 tokens each)",
-        ["attention", "generate greedy", "generate beam5"],
-        [
-            [name, result["sentences_per_second"]["generate_greedy"], result["sentences_per_second"]["generate_beam5"]]
-            for name, result in results.items()
-        ],
-    )
-    print(f"classic one-sentence-at-a-time: {classic['sentences_per_second']['classic_one_by_one']:.3g} sentences/s")
-    figures = {"targets": TARGETS, "attention_types": results, "classic": classic}
-    print(f"wrote {write_results('bench_generate', args, figures)}")
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = harness.argument_parser(__doc__)
+    parser.add_argument("--rev", default=None, help="also time the model files of this git revision (same tokens)")
+    args = harness.parse_args(parser, argv, repeats=7)
+    revision_class = model_class_at_revision(args.rev) if args.rev else None
+    results = {name: bench_attention_type(args, name, revision_class) for name in harness.ATTENTION_TYPES}
+    classic = bench_classic_against_ours(args)
+    targets = [
+        harness.target(TARGETS[name][0], attention_type, measured, TARGETS[name][1])
+        for name in TARGETS
+        for attention_type, result in results.items()
+        if (measured := result["ratios"].get(name)) is not None
+    ]
+    targets += [
+        harness.target("greedy sentences/s, generate() / classic one at a time", attention_type, speedup)
+        for attention_type, speedup in classic["speedup_over_classic"].items()
+    ]
+    return harness.finish("bench_generate", args, {"attention_types": results, "classic": classic}, targets)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 #   2. the full Multi30k training + evaluation, as several variants of the `full` preset trained side by side on the
 #      one GPU (each step is too small to fill it), each stopped by --max_train_minutes; meanwhile the test suite
 #      runs with CUDA as torch's default device;
-#   3. once the GPU is free again, the speed and memory benchmarks on CUDA, in what is left of the budget.
+#   3. once the GPU is free again, the speed, memory and device benchmarks on CUDA (benchmarks/bench_*.py), in what
+#      is left of the budget.
 #
 #   bash benchmarks/gpu_check.sh [RESULTS_DIR]            # on a CUDA machine (default RESULTS_DIR: gpu_results/<date>)
 #   bash benchmarks/gpu_check.sh --dry-run [RESULTS_DIR]  # here, on CPU: same steps, tiny sizes (checks the script)
@@ -17,7 +18,7 @@
 # step is recorded and the next one still runs. Environment: PYTHON (default python3), MULTI30K_VARIANTS (lines
 # "name: extra arguments", default below), TRAIN_MINUTES (each variant's --max_train_minutes, default 4.5),
 # TESTS_TIMEOUT_S (default 300), BUDGET_S (the whole script, default 540; the benchmarks get what the training left
-# of it), STEPS (default all: "multi30k tests bench_generate bench_train bench_memory").
+# of it), STEPS (default all: "multi30k tests bench_generate bench_train bench_memory bench_device").
 # On a lent device (at most 8 files come back from $OUT): run it on /tmp/gpu, then
 #   tar czf $OUT/gpu_results.tgz --exclude='*.safetensors' -C /tmp gpu
 set -uo pipefail
@@ -65,7 +66,7 @@ SUMMARY="$RESULTS/summary.txt"
 : >"$SUMMARY"
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1 PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
 
-STEPS=${STEPS:-multi30k tests bench_generate bench_train bench_memory}  # a subset reruns only those steps
+STEPS=${STEPS:-multi30k tests bench_generate bench_train bench_memory bench_device}  # a subset reruns only those
 wants() { [[ " $STEPS " == *" $1 "* ]]; }
 left_s() { echo $((SCRIPT_START + BUDGET_S - $(date +%s))); }
 
@@ -107,9 +108,9 @@ if [[ $MODE == gpu ]]; then
     elif ! "$PYTHON" -c "import transformers, datasets, evaluate, sacrebleu, hf_simple_s2s" 2>/dev/null; then
         "$PYTHON" -m pip install -q -e ".[dev]" || echo "pip install -e .[dev] failed (no network? use --download-wheels)" >>"$SUMMARY"
     fi
-    DEVICE=cuda QUICK=() MEMORY_QUICK=() PRESET=(--preset full --torch_threads 2)
+    DEVICE=cuda QUICK=() PRESET=(--preset full --torch_threads 2)
 else
-    DEVICE=cpu QUICK=(--quick --repeats 2) MEMORY_QUICK=(--quick)
+    DEVICE=cpu QUICK=(--quick --repeats 2)
     PRESET=(--preset tiny --max_train_samples 64 --max_eval_samples 16 --max_test_samples 16 --num_train_epochs 1
         --eval_steps 2 --save_steps 2)
 fi
@@ -149,7 +150,7 @@ elif [[ $MODE == gpu ]]; then
     # whole suite with CUDA as the default device (a sweep: tests that pin CPU objects can fail there for that alone).
     step tests_devices 120 "$PYTHON" -m pytest -q -rfEs --tb=short --junitxml "$RESULTS/tests_devices.xml" \
         tests/models/test_devices.py
-    step tests "${TESTS_TIMEOUT_S:-300}" "$PYTHON" -m pytest -q -rfE --tb=short -p benchmarks.cuda_default_device \
+    step tests "${TESTS_TIMEOUT_S:-300}" "$PYTHON" -m pytest -q -rfE --tb=short -p benchmarks.bench_device \
         --junitxml "$RESULTS/tests.xml" tests
 else
     step tests_devices 300 "$PYTHON" -m pytest -q -rfEs tests/models/test_devices.py
@@ -175,13 +176,20 @@ Path(sys.argv[1], "multi30k_summary.json").write_text(json.dumps(rows, indent=2)
 PY
 rm -rf "$RESULTS"/multi30k_*/checkpoint-*  # keep the final models and metrics, not the intermediate checkpoints
 
-# 3. Speed and memory benchmarks, alone on the GPU (JSON copies under RESULTS).
-wants bench_generate && step bench_generate 100 "$PYTHON" -m benchmarks.bench_generate --device "$DEVICE" "${QUICK[@]}" \
-    --output "$RESULTS/bench_generate.json"
-wants bench_train && step bench_train 80 "$PYTHON" -m benchmarks.bench_train --device "$DEVICE" "${QUICK[@]}" \
-    --output "$RESULTS/bench_train.json"
-wants bench_memory && step bench_memory 120 "$PYTHON" -m benchmarks.bench_memory --device "$DEVICE" "${MEMORY_QUICK[@]}" \
-    --output "$RESULTS/bench_memory.json"
+# 3. The benchmarks, alone on the GPU, every one with the same flags (JSON copies under RESULTS). The load test of
+#    bench_memory measures host memory: it runs with the test suite, not here.
+bench() {
+    local name=$1 limit=$2
+    shift 2
+    wants "$name" && step "$name" "$limit" "$PYTHON" -m "benchmarks.$name" --device "$DEVICE" "${QUICK[@]}" \
+        --output "$RESULTS/$name.json" "$@"
+}
+bench bench_generate 120
+bench bench_train 100
+bench bench_memory 120 --workloads train greedy beam5
+bench bench_device 60
+wants bench_device && step bench_device_deterministic 60 "$PYTHON" -m benchmarks.bench_device --device "$DEVICE" \
+    "${QUICK[@]}" --deterministic --output "$RESULTS/bench_device_deterministic.json"
 
 echo "== summary ($RESULTS)"
 cat "$SUMMARY" "$RESULTS/multi30k_summary.txt" 2>/dev/null

@@ -1,6 +1,6 @@
-"""The benchmarks' fairness and the generation fast path: `generate()` must choose exactly what the hand-written
-loops choose (the benchmark's floor), with and without the cache, and the lean `prepare_inputs_for_generation`
-must hand `forward` what transformers' default would."""
+"""The benchmarks: their comparisons are fair (`generate()` chooses exactly what the hand-written loops choose, and an
+unfair comparison is refused), the baselines work, and every script runs with `--quick` and writes the harness's
+JSON record."""
 
 import json
 import subprocess
@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import seeded_generator
-from transformers import GenerationMixin
 
-from benchmarks.bench_generate import check_same_tokens, generate_call
-from benchmarks.classic_seq2seq import ClassicSeq2Seq, classic_training_step, classic_translate
+from benchmarks import bench_generate, bench_quality
+from benchmarks.baselines.classic_seq2seq import ClassicSeq2Seq, classic_training_step, classic_translate
+from hf_simple_s2s import SimpleS2SConfig, SimpleS2SForConditionalGeneration
+from hf_simple_s2s.tokenization import train_tokenizer
 
 REPO_ROOT = Path(__file__).parents[2]
 
@@ -31,40 +32,17 @@ def padded_batch(vocab_size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Te
 
 def test_generate_chooses_what_the_hand_loops_choose(model):
     input_ids, attention_mask = padded_batch(model.config.vocab_size)
-    agreement = check_same_tokens(model, input_ids, attention_mask, new_tokens=9)  # raises on any disagreement
+    agreement = bench_generate.check_same_tokens(model, input_ids, attention_mask, new_tokens=9)  # raises if not
     assert agreement["greedy_identical"]
     assert agreement["beam5_identical_rows"] + agreement["beam5_tied_rows"] == input_ids.shape[0]
 
 
-@pytest.mark.parametrize("num_beams", [1, 4])
-def test_generate_with_and_without_cache_match(model, num_beams):
-    input_ids, attention_mask = padded_batch(model.config.vocab_size, seed=1)
-    with_cache = generate_call(model, input_ids, attention_mask, 8, num_beams, use_cache=True)
-    without_cache = generate_call(model, input_ids, attention_mask, 8, num_beams, use_cache=False)
-    torch.testing.assert_close(with_cache, without_cache, rtol=0, atol=0)
-
-
-def assert_same_model_inputs(ours: dict, default: dict):
-    for key in set(ours) | set(default):
-        ours_value, default_value = ours.get(key), default.get(key)
-        if isinstance(default_value, torch.Tensor):
-            torch.testing.assert_close(ours_value, default_value, rtol=0, atol=0)
-        else:
-            assert ours_value is default_value, key
-
-
-@pytest.mark.parametrize("use_cache", [True, False])
-def test_prepare_inputs_for_generation_matches_the_default(model, use_cache):
+def test_an_unfair_comparison_is_refused(model, monkeypatch):
     input_ids, attention_mask = padded_batch(model.config.vocab_size)
-    encoder_outputs = model.get_encoder()(input_ids, attention_mask=attention_mask, return_dict=True)
-    decoder_input_ids = torch.tensor([[1, 5, 6]] * 4)
-    kwargs = dict(attention_mask=attention_mask, encoder_outputs=encoder_outputs, use_cache=use_cache)
-    cache = model(decoder_input_ids=decoder_input_ids[:, :2], **kwargs).cache if use_cache else None
-    next_sequence_length = 1 if use_cache else None
-    for step_kwargs in (dict(is_first_iteration=True), dict(cache=cache, next_sequence_length=next_sequence_length)):
-        ours = model.prepare_inputs_for_generation(decoder_input_ids, **kwargs, **step_kwargs)
-        default = GenerationMixin.prepare_inputs_for_generation(model, decoder_input_ids, **kwargs, **step_kwargs)
-        assert_same_model_inputs(ours, default)
+    other_tokens = torch.full((4, 9), 5)
+    monkeypatch.setattr(bench_generate, "hand_greedy", lambda *args, **kwargs: other_tokens)
+    with pytest.raises(AssertionError, match="chose different tokens"):
+        bench_generate.check_same_tokens(model, input_ids, attention_mask, new_tokens=9)
 
 
 def test_classic_seq2seq_learns_a_fixed_batch_and_decodes_to_length():
@@ -79,13 +57,46 @@ def test_classic_seq2seq_learns_a_fixed_batch_and_decodes_to_length():
     assert len(tokens) == 7 and 2 not in tokens
 
 
+def assert_harness_record(record: dict, quick: bool = True):
+    assert set(record) == {"environment", "setting", "results", "targets"}
+    assert record["environment"]["quick"] is quick
+    assert record["targets"], "every benchmark states what it measured against what"
+    for row in record["targets"]:
+        assert set(row) == {"target", "case", "needed", "measured", "estimators", "met"}
+        assert (row["met"] is None) == (row["needed"] is None)
+
+
+def test_quality_of_trained_folders(tmp_path):
+    """`bench_quality --folders`: a saved model folder with its tokenizer, scored on Multi30k's test set."""
+    tokenizer = train_tokenizer(["ein hund läuft", "a dog runs", "zwei männer", "two men"] * 10, vocab_size=60)
+    torch.manual_seed(0)
+    config = SimpleS2SConfig(vocab_size=len(tokenizer), embedding_size=8, hidden_size=8)
+    SimpleS2SForConditionalGeneration(config).save_pretrained(tmp_path / "tiny")
+    tokenizer.save_pretrained(tmp_path / "tiny")
+    output = tmp_path / "quality.json"
+    argv = ["--quick", "--threads", "1", "--folders", str(tmp_path / "tiny"), "--output", str(output)]
+    record = bench_quality.main(argv)
+    assert json.loads(output.read_text()) == json.loads(json.dumps(record, default=str))
+    assert_harness_record(record)
+    assert record["setting"]["test_sentences"] == 16
+    assert set(record["results"]["tiny"]) == {"options", "num_beams", "greedy", "beam"}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("script", ["bench_generate", "bench_train", "bench_memory", "ab_generate"])
-def test_benchmark_script_quick_run_writes_json(script, tmp_path):
+@pytest.mark.parametrize(
+    "script, arguments",
+    [
+        ("bench_generate", ["--rev", "HEAD"]),  # with the before/after run against the committed model files
+        ("bench_train", []),
+        ("bench_memory", []),
+        ("bench_quality", []),
+        ("bench_device", []),
+    ],
+)
+def test_quick_run_writes_the_harness_record(script, arguments, tmp_path):
     output = tmp_path / f"{script}.json"
     command = [sys.executable, "-m", f"benchmarks.{script}", "--quick", "--repeats", "2", "--output", str(output)]
-    subprocess.run(command, cwd=REPO_ROOT, check=True, capture_output=True, timeout=900)
+    subprocess.run(command + arguments, cwd=REPO_ROOT, check=True, capture_output=True, timeout=900)
     record = json.loads(output.read_text())
-    assert record["environment"]["quick"] is True
+    assert_harness_record(record)
     assert record["environment"]["threads"] == 2
-    assert len(record) > 1  # figures beside the environment

@@ -1,20 +1,19 @@
-"""Translating many sentences in batches holds memory flat and throughput steady (benchmarks/load_translate.py).
+"""Translating many sentences in batches holds memory flat and throughput steady (the load workload of
+benchmarks/bench_memory.py).
 
 The full 10,000-sentence run is slow-marked; CI runs a short one that checks the same figures more loosely."""
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import load_translate  # noqa: E402
+from benchmarks import bench_memory
 
 
 def run_benchmark(tmp_path: Path, sentences: int, warmup_fraction: float) -> dict:
     output = tmp_path / "load.json"
-    arguments = [f"--sentences={sentences}", "--batch_size=64", f"--warmup_fraction={warmup_fraction}"]
-    result = load_translate.main([*arguments, f"--output={output}"])
+    arguments = ["--workloads=load", f"--sentences={sentences}", f"--warmup_fraction={warmup_fraction}", "--threads=1"]
+    result = bench_memory.main([*arguments, f"--output={output}"])["results"]["load"]
     assert output.is_file() and sum(batch["sentences"] for batch in result["batches"]) == sentences
     return result
 
