@@ -186,7 +186,7 @@ bench() {
 }
 bench bench_generate 120
 bench bench_train 100
-bench bench_memory 120 --workloads train greedy beam5
+bench bench_memory 150 --workloads train greedy beam5
 bench bench_device 60
 wants bench_device && step bench_device_deterministic 60 "$PYTHON" -m benchmarks.bench_device --device "$DEVICE" \
     "${QUICK[@]}" --deterministic --output "$RESULTS/bench_device_deterministic.json"
