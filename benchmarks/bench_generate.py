@@ -7,11 +7,14 @@ with EOS banned so that every run does the same work), for each attention type, 
 - greedy with 60 against 30 new tokens (target <= 2.1: the cost per step is flat);
 - reported: greedy against the hand loop with the per-step finished check, and the cost of `coverage=True`;
 - with `--rev REV`: the same model built from the model files of a git revision, same weights (before/after a
-  change to the model code; the two must choose the same tokens).
+  change to the model code; the two must choose the same tokens);
+- with `--onnx` (CPU): the model exported to ONNX, run by onnxruntime under the same `generate()` call
+  (`OnnxSimpleS2S`); the share of rows with PyTorch's tokens is reported (random weights make near-ties that float
+  differences can flip in beam search; EOS is banned, so the work is the same either way).
 Then sentences per second of batched greedy `generate()` against the classic model translating one sentence at a
 time (reported).
 
-    python -m benchmarks.bench_generate [--quick] [--threads 2] [--device cpu|cuda] [--repeats 7] [--rev main]
+    python -m benchmarks.bench_generate [--quick] [--threads 2] [--device cpu|cuda] [--repeats 7] [--rev main] [--onnx]
 """
 
 import importlib
@@ -98,6 +101,19 @@ def model_class_at_revision(revision: str) -> type:
     return importlib.import_module("simple_s2s_at_revision.modeling_simple_s2s").SimpleS2SForConditionalGeneration
 
 
+def onnxruntime_twin(model, threads: int):
+    """The model exported to ONNX and loaded as `OnnxSimpleS2S`: the same weights under the same `generate()`."""
+    import onnxruntime  # the `export` extra
+
+    from hf_simple_s2s.export.onnx import OnnxSimpleS2S, export_onnx
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    # Its threads would otherwise spin after each call, taking the cores from the PyTorch runs of the same round.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return OnnxSimpleS2S.from_pretrained(export_onnx(model, tempfile.mkdtemp()), session_options=options)
+
+
 def bench_attention_type(args, attention_type: str, revision_class: type | None) -> dict:
     setting, device, new_tokens = args.setting, args.device, args.setting.new_tokens
     model = harness.build_model(setting, attention_type, device).eval()
@@ -127,6 +143,12 @@ def bench_attention_type(args, attention_type: str, revision_class: type | None)
                     f"{attention_type} {name}: the revision and the working tree chose different tokens"
                 )
             runs[f"revision_{name}"] = decode(revision_model, num_beams)
+    if args.onnx:
+        onnx_model = onnxruntime_twin(model, args.threads)
+        for num_beams, name in ((1, "greedy"), (NUM_BEAMS, "beam5")):
+            same_rows = (decode(onnx_model, num_beams)() == decode(model, num_beams)()).all(dim=1)
+            agreement[f"onnxruntime_{name}_rows_equal"] = same_rows.float().mean().item()
+            runs[f"onnxruntime_{name}"] = decode(onnx_model, num_beams)
     timings = harness.interleaved_times(runs, device, args.repeats)
     seconds = harness.medians(timings)
     comparisons = {
@@ -142,6 +164,11 @@ def bench_attention_type(args, attention_type: str, revision_class: type | None)
         comparisons.update(
             working_tree_vs_revision_greedy=("generate_greedy", "revision_greedy"),
             working_tree_vs_revision_beam5=("generate_beam5", "revision_beam5"),
+        )
+    if args.onnx:
+        comparisons.update(
+            onnxruntime_vs_torch_greedy=("onnxruntime_greedy", "generate_greedy"),
+            onnxruntime_vs_torch_beam5=("onnxruntime_beam5", "generate_beam5"),
         )
     return {
         "parameters": model.num_parameters(),
@@ -191,13 +218,18 @@ TARGETS = {  # name in the results: (what is compared, needed; None: reported)
     "coverage_vs_none_beam5": ("beam 5, coverage / none", None),
     "working_tree_vs_revision_greedy": ("greedy, working tree / --rev", None),
     "working_tree_vs_revision_beam5": ("beam 5, working tree / --rev", None),
+    "onnxruntime_vs_torch_greedy": ("greedy, onnxruntime / PyTorch", None),
+    "onnxruntime_vs_torch_beam5": ("beam 5, onnxruntime / PyTorch", None),
 }
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = harness.argument_parser(__doc__)
     parser.add_argument("--rev", default=None, help="also time the model files of this git revision (same tokens)")
+    parser.add_argument("--onnx", action="store_true", help="also time the ONNX export in onnxruntime (CPU)")
     args = harness.parse_args(parser, argv, repeats=7)
+    if args.onnx and args.device != "cpu":
+        parser.error("--onnx runs onnxruntime on the CPU: use it with --device cpu")
     revision_class = model_class_at_revision(args.rev) if args.rev else None
     results = {name: bench_attention_type(args, name, revision_class) for name in harness.ATTENTION_TYPES}
     classic = bench_classic_against_ours(args)
@@ -206,6 +238,12 @@ def main(argv: list[str] | None = None) -> dict:
         for name in TARGETS
         for attention_type, result in results.items()
         if (measured := result["ratios"].get(name)) is not None
+    ]
+    targets += [
+        harness.target(f"onnxruntime {name}: rows with PyTorch's tokens", attention_type, share)
+        for attention_type, result in results.items()
+        for name in ("greedy", "beam5")
+        if (share := result["token_agreement"].get(f"onnxruntime_{name}_rows_equal")) is not None
     ]
     targets += [
         harness.target("greedy sentences/s, generate() / classic one at a time", attention_type, speedup)

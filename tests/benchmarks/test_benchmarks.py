@@ -86,7 +86,7 @@ def test_quality_of_trained_folders(tmp_path):
 @pytest.mark.parametrize(
     "script, arguments",
     [
-        ("bench_generate", ["--rev", "HEAD"]),  # with the before/after run against the committed model files
+        ("bench_generate", ["--rev", "HEAD", "--onnx"]),  # and the committed model files, and onnxruntime
         ("bench_train", []),
         ("bench_memory", []),
         ("bench_quality", []),
