@@ -1,5 +1,7 @@
-"""Shared fixtures: tiny configs and models, and the offline Hub environment every test runs in."""
+"""Shared fixtures: tiny configs and models, the one tokenizer factory, and the offline Hub environment every test runs
+in."""
 
+import functools
 import os
 
 import pytest
@@ -49,6 +51,27 @@ def tiny_model(seed: int = 0, **overrides) -> SimpleS2SForConditionalGeneration:
     return SimpleS2SForConditionalGeneration(tiny_config(**overrides)).eval()
 
 
+def peaky_model(seed: int = 0, **overrides) -> SimpleS2SForConditionalGeneration:
+    """A tiny model with large random weights, whose next-token distributions are far from uniform and differ from
+    source to source: float noise between equivalent computations cannot flip an argmax, so token-exact comparisons
+    mean something, and a row that got another row's state would show.
+
+    Weights (embeddings, the pad's included) are drawn from [-0.5, 0.5] and biases from [-0.1, 0.1]: nothing is zero that
+    would hide a mistake (from a zero state, a GRU with zero biases that reads a zero pad embedding stays at zero,
+    so pads read by mistake would go unseen). The output layer's bias stays 0, or it would favour the same words
+    whatever the source. With coverage, its projection is scaled up so that coverage really moves the attention.
+    """
+    model = tiny_model(seed, **overrides)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name != "lm_head.bias":
+                bound = 0.1 if name.rsplit(".", 1)[-1].startswith("bias") else 0.5
+                parameter.uniform_(-bound, bound)
+        if model.config.coverage:
+            model.model.decoder.attention.coverage_proj.weight.mul_(4.0)
+    return model
+
+
 @pytest.fixture(params=ATTENTION_TYPES)
 def attention_type(request) -> str:
     return request.param
@@ -59,24 +82,54 @@ def model(attention_type) -> SimpleS2SForConditionalGeneration:
     return tiny_model(attention_type=attention_type)
 
 
-def make_word_tokenizer():
-    """A word-level fast tokenizer over the tiny vocabulary: '<pad> <s> </s> <unk>' then 'w4' ... 'w39'."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
+def multi30k_sample(language: str, size: int = 300) -> list[str]:
+    """The first `size` sentences of the shipped Multi30k validation split, in `language` ("de" or "en")."""
+    from hf_simple_s2s.data import MULTI30K_DIR, read_lines
 
-    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3}
-    vocab.update({f"w{i}": i for i in range(4, VOCAB_SIZE)})
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    backend.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 2)])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
-    )
+    return read_lines(MULTI30K_DIR / f"val.{language}.gz")[:size]
+
+
+@functools.cache
+def make_tokenizer(
+    kind: str = "words", model: str = "bpe", vocab_size: int = 400, model_max_length: int | None = None
+):
+    """The tokenizer of every test, with the package's special tokens (pad 0, bos 1, eos 2, unk 3, `</s>` appended).
+
+    kind="words": 'w4' ... 'w39' are the ids 4..39 of the tiny models' vocabulary, so that ids read as words.
+    kind="multi30k": the package's own `train_tokenizer` (`model`, `vocab_size`) on 300 German and 300 English
+    Multi30k sentences, for real text of any script.
+    Made once per set of arguments and shared: do not change it in a test.
+    """
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+    from hf_simple_s2s.tokenization import EOS_TOKEN, SPECIAL_TOKENS, UNK_TOKEN, train_tokenizer, wrap_tokenizer
+
+    if kind == "words":
+        vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
+        vocab.update({f"w{i}": i for i in range(len(SPECIAL_TOKENS), VOCAB_SIZE)})
+        backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK_TOKEN))
+        backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        backend.post_processor = processors.TemplateProcessing(
+            single=f"$A {EOS_TOKEN}", special_tokens=[(EOS_TOKEN, vocab[EOS_TOKEN])]
+        )
+        tokenizer = wrap_tokenizer(backend)
+    elif kind == "multi30k":
+        tokenizer = train_tokenizer(multi30k_sample("de") + multi30k_sample("en"), vocab_size=vocab_size, model=model)
+    else:
+        raise ValueError(f"`kind` must be 'words' or 'multi30k', got {kind!r}")
+    if model_max_length is not None:
+        tokenizer.model_max_length = model_max_length
+    return tokenizer
 
 
 @pytest.fixture(scope="session")
 def word_tokenizer():
-    return make_word_tokenizer()
+    return make_tokenizer("words")
+
+
+def make_word_tokenizer():
+    """Kept for branches written before `make_tokenizer`; use `make_tokenizer("words")`."""
+    return make_tokenizer("words")
 
 
 def padded_batch(rows: list[list[int]], side: str = "right", pad_token_id: int = 0):
@@ -89,45 +142,3 @@ def padded_batch(rows: list[list[int]], side: str = "right", pad_token_id: int =
         input_ids[i, span] = torch.tensor(row)
         attention_mask[i, span] = 1
     return input_ids, attention_mask
-
-
-def decode_step_by_step(model, input_ids, attention_mask, decoder_input_ids):
-    """Feed `decoder_input_ids` one token at a time through the cache; returns (logits, last cache)."""
-    encoder_outputs = model.get_encoder()(input_ids, attention_mask=attention_mask)
-    cache, step_logits = None, []
-    for t in range(decoder_input_ids.shape[1]):
-        out = model(
-            encoder_outputs=encoder_outputs,
-            attention_mask=attention_mask,
-            decoder_input_ids=decoder_input_ids[:, t : t + 1],
-            cache=cache,
-        )
-        cache = out.cache
-        step_logits.append(out.logits)
-    return torch.cat(step_logits, dim=1), cache
-
-
-def assert_beam_scores_match_rescoring(model, input_ids, attention_mask, num_beams=4, **generate_kwargs):
-    """Beam search's final scores must equal a teacher-forced re-scoring of the returned sequences: they would not
-    if a beam continued from another hypothesis' cache after reordering."""
-    out = model.generate(
-        input_ids,
-        attention_mask=attention_mask,
-        num_beams=num_beams,
-        num_return_sequences=num_beams,
-        length_penalty=0.0,
-        output_scores=True,
-        return_dict_in_generate=True,
-        **generate_kwargs,
-    )
-    sequences = out.sequences  # (batch * beams, len), starting with the decoder start token
-    logits = model(
-        input_ids=input_ids.repeat_interleave(num_beams, dim=0),
-        attention_mask=attention_mask.repeat_interleave(num_beams, dim=0),
-        decoder_input_ids=sequences[:, :-1],
-    ).logits
-    token_logprobs = logits.log_softmax(-1).gather(-1, sequences[:, 1:, None]).squeeze(-1)
-    eos = model.config.eos_token_id
-    after_eos = (sequences[:, 1:-1] == eos).cumsum(-1) > 0  # positions after an emitted eos are padding
-    token_logprobs[:, 1:][after_eos] = 0.0
-    torch.testing.assert_close(token_logprobs.sum(-1), out.sequences_scores, atol=1e-4, rtol=1e-4)

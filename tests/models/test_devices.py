@@ -1,38 +1,62 @@
 """The model on every device there is: the CPU here and in CI, CUDA too where a GPU is (`benchmarks/gpu_check.sh`).
 
-Each test moves a tiny model and its inputs to the device explicitly and checks an equivalence there: the device's
-logits against the CPU's, the cache against teacher forcing, `generate()` against the hand-written loops, beam
-scores against re-scoring, batched against one by one, a model saved from the device against its reload on the
-CPU, and a few `Seq2SeqTrainer` steps on the device. On a machine without CUDA the `cuda` cases are skipped.
+Each test moves a tiny model and its inputs to the device explicitly: the device's logits against the CPU's,
+`generate()` against the hand-written loops, a model saved from the device against its reload on the CPU, a few
+`Seq2SeqTrainer` steps on the device. On an accelerator, the model's equivalences (`equivalences.py`: the cache
+against teacher forcing, beam scores against re-scoring, batched against one by one) run again; on the CPU,
+`TestEquivalences` runs them on the whole grid. On a machine without CUDA the `cuda` cases are skipped.
 """
 
 import copy
 
 import pytest
 import torch
-from conftest import GEN, SOURCES, assert_beam_scores_match_rescoring, decode_step_by_step, padded_batch, tiny_model
+from conftest import ATTENTION_TYPES, GEN, SOURCES, padded_batch, tiny_model
+from equivalences import (
+    Setup,
+    assert_batched_generate_equals_one_by_one,
+    assert_beam_scores_match_rescoring,
+    assert_stepwise_cache_equals_teacher_forcing,
+    recurrent_states,
+)
 from reversal_task import loss_curve, make_trainer
 
 from benchmarks.bench_generate import check_same_tokens
 from hf_simple_s2s import SimpleS2SForConditionalGeneration
 
-DEVICES = [
-    "cpu",
-    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")),
-]
+CUDA = pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))
+DEVICES = ["cpu", CUDA]
+ACCELERATORS = [CUDA]  # where the equivalences run again
+SETUPS = [Setup(attention_type, coverage=False, layers=2) for attention_type in ATTENTION_TYPES]
+# The device's GRU kernels (cuDNN) against the GRU cell of the stepwise path: float32 rounding, not the default's.
+DEVICE_TOLERANCE = dict(atol=1e-5, rtol=1e-4)
 DECODER_INPUT_IDS = [1, 7, 9, 4, 12]
 
 
-@pytest.fixture(params=DEVICES)
-def device(request):
+def in_full_float32(device_name: str):
     # cuDNN's GRU may use TF32 on Ampere and later (matrix products may too if asked): full float32 keeps the
     # comparisons with the CPU tight.
     cudnn_tf32, matmul_precision = torch.backends.cudnn.allow_tf32, torch.get_float32_matmul_precision()
     torch.backends.cudnn.allow_tf32 = False
     torch.set_float32_matmul_precision("highest")
-    yield torch.device(request.param)
+    yield torch.device(device_name)
     torch.backends.cudnn.allow_tf32 = cudnn_tf32
     torch.set_float32_matmul_precision(matmul_precision)
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    yield from in_full_float32(request.param)
+
+
+@pytest.fixture(params=ACCELERATORS)
+def accelerator(request):
+    yield from in_full_float32(request.param)
+
+
+@pytest.fixture(params=SETUPS, ids=str)
+def setup(request) -> Setup:
+    return request.param
 
 
 def source_batch(device: torch.device, side: str = "left") -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,16 +78,6 @@ def test_logits_on_the_device_equal_the_cpu_logits(attention_type, device):
     torch.testing.assert_close(logits.cpu(), expected, atol=1e-5, rtol=1e-4)
 
 
-def test_stepwise_decoding_with_cache_equals_teacher_forcing_on_the_device(attention_type, device):
-    model = tiny_model(attention_type=attention_type).to(device)
-    input_ids, attention_mask = source_batch(device)
-    decoder_input_ids = torch.tensor([DECODER_INPUT_IDS] * len(SOURCES), device=device)
-    full = model(input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids).logits
-    stepwise, cache = decode_step_by_step(model, input_ids, attention_mask, decoder_input_ids)
-    torch.testing.assert_close(stepwise, full, atol=1e-5, rtol=1e-4)
-    assert all(layer.recurrent_states[0].device.type == device.type for layer in cache.self_attention_cache.layers)
-
-
 def test_generate_on_the_device_picks_the_hand_loops_tokens(attention_type, device):
     model = tiny_model(attention_type=attention_type).to(device)
     input_ids, attention_mask = source_batch(device)
@@ -71,22 +85,24 @@ def test_generate_on_the_device_picks_the_hand_loops_tokens(attention_type, devi
     assert agreement["beam5_identical_rows"] + agreement["beam5_tied_rows"] == len(SOURCES)
 
 
-def test_beam_scores_match_rescoring_on_the_device(attention_type, device):
-    model = tiny_model(attention_type=attention_type).to(device)
-    input_ids, attention_mask = source_batch(device, side="right")
-    assert_beam_scores_match_rescoring(model, input_ids, attention_mask, num_beams=3, **GEN)
+def test_stepwise_decoding_with_cache_equals_teacher_forcing_on_the_device(setup, accelerator):
+    model = setup.model(accelerator)
+    input_ids, attention_mask = source_batch(accelerator)
+    decoder_input_ids = torch.tensor([DECODER_INPUT_IDS] * len(SOURCES), device=accelerator)
+    cache = assert_stepwise_cache_equals_teacher_forcing(
+        model, input_ids, attention_mask, decoder_input_ids, **DEVICE_TOLERANCE
+    )
+    assert all(state.device.type == accelerator.type for state in recurrent_states(cache))
+
+
+def test_beam_scores_match_rescoring_on_the_device(setup, accelerator):
+    input_ids, attention_mask = source_batch(accelerator, side="right")
+    assert_beam_scores_match_rescoring(setup.model(accelerator), input_ids, attention_mask, num_beams=3, **GEN)
 
 
 @pytest.mark.parametrize("num_beams", [1, 3])
-def test_batched_generation_equals_one_by_one_on_the_device(attention_type, device, num_beams):
-    model = tiny_model(attention_type=attention_type).to(device)
-    input_ids, attention_mask = source_batch(device, side="left")
-    batched = model.generate(input_ids, attention_mask=attention_mask, num_beams=num_beams, **GEN)
-    for row, source in enumerate(SOURCES):
-        alone = model.generate(torch.tensor([source], device=device), num_beams=num_beams, **GEN)[0]
-        width = alone.shape[0]
-        assert torch.equal(batched[row, :width], alone), f"row {row}"
-        assert (batched[row, width:] == GEN["pad_token_id"]).all(), f"row {row} continues after its end"
+def test_batched_generation_equals_one_by_one_on_the_device(setup, accelerator, num_beams):
+    assert_batched_generate_equals_one_by_one(setup.model(accelerator), SOURCES, num_beams, sides=("left",), **GEN)
 
 
 def test_a_model_saved_from_the_device_reloads_on_the_cpu(device, tmp_path):
