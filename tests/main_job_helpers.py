@@ -1,21 +1,19 @@
-"""Small real data, a tokenizer trained on it and a tiny untrained model saved with it, for the main-job tests."""
+"""Small real data and a tiny untrained model saved with the test tokenizer, for the main-job and translation tests."""
 
-import functools
 from pathlib import Path
 
 import torch
+from conftest import make_tokenizer, multi30k_sample
 
 from hf_simple_s2s import SimpleS2SConfig, SimpleS2SForConditionalGeneration
-from hf_simple_s2s.data import MULTI30K_DIR, read_lines
-from hf_simple_s2s.tokenization import train_tokenizer
 
-GERMAN = read_lines(MULTI30K_DIR / "val.de.gz")[:300]
-ENGLISH = read_lines(MULTI30K_DIR / "val.en.gz")[:300]
+GERMAN = multi30k_sample("de")
+ENGLISH = multi30k_sample("en")
 
 
-@functools.cache
 def small_tokenizer(model: str = "bpe", vocab_size: int = 400):
-    return train_tokenizer(GERMAN + ENGLISH, vocab_size=vocab_size, model=model)
+    """Kept for branches written before `conftest.make_tokenizer`; use `make_tokenizer("multi30k", ...)`."""
+    return make_tokenizer("multi30k", model=model, vocab_size=vocab_size)
 
 
 def tiny_translation_model(vocab_size: int, seed: int = 0, **overrides) -> SimpleS2SForConditionalGeneration:
@@ -26,8 +24,8 @@ def tiny_translation_model(vocab_size: int, seed: int = 0, **overrides) -> Simpl
 
 
 def save_tiny_translator(directory: Path, **overrides) -> Path:
-    """An untrained model and the small tokenizer, saved together as `simple-s2s-train` would."""
-    tokenizer = small_tokenizer()
+    """An untrained model and the Multi30k test tokenizer, saved together as `simple-s2s-train` would."""
+    tokenizer = make_tokenizer("multi30k")
     model = tiny_translation_model(len(tokenizer), **overrides)
     model.generation_config.max_length = 12  # an untrained model never stops on its own
     model.save_pretrained(directory)

@@ -11,52 +11,28 @@ import argparse
 import json
 import os
 import random
-import string
 import sys
 import time
 from pathlib import Path
 
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import (
     DataCollatorForSeq2Seq,
-    PreTrainedTokenizerFast,
     Seq2SeqTrainer,
     Seq2SeqTrainingArguments,
     TrainerCallback,
 )
 
 sys.path.insert(0, str(Path(__file__).parent))  # `conftest` when run as a script
-from conftest import VOCAB_SIZE, tiny_model  # noqa: E402
+from conftest import VOCAB_SIZE, make_tokenizer, tiny_model  # noqa: E402
 
 from hf_simple_s2s.training.checkpoints import last_complete_checkpoint  # noqa: E402
 
 FIRST_WORD_ID = 4  # after <pad>=0 <s>=1 </s>=2 <unk>=3
-SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]
 
 
-def build_tokenizer(model_max_length: int = 32) -> PreTrainedTokenizerFast:
-    """A small lowercase BPE (letters only; anything else is <unk>), appending </s> like a translation tokenizer."""
-    rng = random.Random(0)
-    corpus = [
-        " ".join("".join(rng.choice("etaoinshrdlucmfw") for _ in range(rng.randint(2, 6))) for _ in range(8))
-        for _ in range(200)
-    ]
-    tokenizer = Tokenizer(models.BPE(unk_token="<unk>", fuse_unk=True))
-    tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    trainer = trainers.BpeTrainer(
-        vocab_size=80, special_tokens=SPECIAL_TOKENS, initial_alphabet=list(string.ascii_lowercase)
-    )
-    tokenizer.train_from_iterator(corpus, trainer=trainer)
-    tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 2)])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        pad_token="<pad>",
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        model_max_length=model_max_length,
-    )
+def build_tokenizer(model_max_length: int = 32):
+    """Kept for `benchmarks/load_translate.py` and branches written before `conftest.make_tokenizer`."""
+    return make_tokenizer("multi30k", model_max_length=model_max_length)
 
 
 def reversal_examples(count: int, seed: int, min_len: int = 3, max_len: int = 8) -> list[dict[str, list[int]]]:
@@ -146,7 +122,7 @@ def make_trainer(
         ddp_find_unused_parameters=False,  # every parameter takes part in every step
     )
     arguments.update(argument_overrides)
-    tokenizer = build_tokenizer()
+    tokenizer = make_tokenizer("words")  # the ids of the task are its words
     return Seq2SeqTrainer(
         model=model,
         args=Seq2SeqTrainingArguments(**arguments),

@@ -1,7 +1,8 @@
 """The joint subword tokenizer: fixed special ids, `</s>` on both sides, and a lossless trip through AutoTokenizer."""
 
 import pytest
-from main_job_helpers import ENGLISH, GERMAN, save_tiny_translator, small_tokenizer
+from conftest import make_tokenizer
+from main_job_helpers import ENGLISH, GERMAN, save_tiny_translator
 from transformers import AutoTokenizer
 
 from hf_simple_s2s.tokenization import SPECIAL_TOKENS, train_tokenizer
@@ -11,7 +12,7 @@ SENTENCES = GERMAN[:20] + ENGLISH[:20]
 
 @pytest.fixture(params=["bpe", "unigram"])
 def tokenizer(request):
-    return small_tokenizer(request.param)
+    return make_tokenizer("multi30k", model=request.param)
 
 
 def test_special_tokens_have_the_ids_the_model_expects(tokenizer):
@@ -44,7 +45,7 @@ def test_joint_vocabulary_covers_both_languages(tokenizer):
 
 
 def test_autotokenizer_reloads_the_saved_tokenizer_identically(tmp_path):
-    tokenizer = small_tokenizer()
+    tokenizer = make_tokenizer("multi30k")
     save_tiny_translator(tmp_path)
     reloaded = AutoTokenizer.from_pretrained(tmp_path)
     assert reloaded.get_vocab() == tokenizer.get_vocab()

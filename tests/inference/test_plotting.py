@@ -4,7 +4,8 @@ import struct
 
 import pytest
 import torch
-from main_job_helpers import GERMAN, small_tokenizer, tiny_translation_model
+from conftest import make_tokenizer
+from main_job_helpers import GERMAN, tiny_translation_model
 
 from hf_simple_s2s.inference.plotting import cross_attention_matrix, plot_attention
 
@@ -35,7 +36,7 @@ def test_mismatched_labels_are_refused(tmp_path):
 
 
 def test_generate_attentions_equal_a_forward_pass_over_the_generated_tokens(tmp_path):
-    tokenizer = small_tokenizer()
+    tokenizer = make_tokenizer("multi30k")
     model = tiny_translation_model(len(tokenizer), seed=1)
     inputs = tokenizer(GERMAN[:3], padding=True, return_tensors="pt")
     generated = model.generate(

@@ -3,8 +3,7 @@ with a clear `ValueError`."""
 
 import pytest
 import torch
-from conftest import tiny_model
-from reversal_task import build_tokenizer
+from conftest import make_tokenizer, tiny_model
 
 UNK_ID, EOS_ID = 3, 2
 MAX_LENGTH = 32  # the tokenizer's model_max_length
@@ -12,7 +11,7 @@ MAX_LENGTH = 32  # the tokenizer's model_max_length
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return build_tokenizer(model_max_length=MAX_LENGTH)
+    return make_tokenizer("multi30k", model_max_length=MAX_LENGTH)
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@ then merged, saved and reloaded (or the adapter saved alone and put back on the 
 
 import pytest
 import torch
-from conftest import GEN, SOURCES, padded_batch, tiny_model
-from reversal_task import build_tokenizer, reversal_examples
+from conftest import GEN, SOURCES, make_tokenizer, padded_batch, tiny_model
+from reversal_task import reversal_examples
 from transformers import AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments
 
 peft = pytest.importorskip("peft")
@@ -23,7 +23,7 @@ def lora_model(save_base_to=None):
 
 
 def train_a_few_steps(model, tmp_path) -> None:
-    tokenizer = build_tokenizer()
+    tokenizer = make_tokenizer("words")  # the ids of the reversal task are its words
     arguments = Seq2SeqTrainingArguments(
         output_dir=str(tmp_path / "run"),
         max_steps=6,
