@@ -21,19 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from conftest import make_word_tokenizer, tiny_model
+from conftest import make_tokenizer, peaky_model
 from huggingface_hub import CommitInfo, CommitOperationAdd, HfApi, RepoUrl
 from transformers.utils import hub as transformers_hub
 
-from hf_simple_s2s import SimpleS2SForConditionalGeneration
-
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ["w5 w9 w14 w22", "w31 w12", "w8 w8 w19 w25 w7", "w39", "w4 w5 w6"]  # what the tests translate
-
-
-def tiny_seq2seq(seed: int = 0) -> SimpleS2SForConditionalGeneration:
-    """An untrained tiny model whose outputs differ from source to source (the wider init makes them vary)."""
-    return tiny_model(seed, initializer_range=0.5)
 
 
 @functools.cache
@@ -41,8 +34,8 @@ def tiny_checkpoint() -> Path:
     """A folder with a tiny model and its tokenizer, as a training run saves them; made once per test session."""
     folder = Path(tempfile.mkdtemp(prefix="simple_s2s_checkpoint_"))
     atexit.register(shutil.rmtree, folder, True)
-    tiny_seq2seq().save_pretrained(folder)
-    make_word_tokenizer().save_pretrained(folder)
+    peaky_model().save_pretrained(folder)  # an untrained model whose outputs differ from source to source
+    make_tokenizer("words").save_pretrained(folder)
     return folder
 
 

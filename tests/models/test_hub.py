@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_word_tokenizer
+from conftest import make_tokenizer, peaky_model
 from hub_utils import (
     REPO_ROOT,
     SOURCES,
     recording_hub,
     run_fresh_python,
     tiny_checkpoint,
-    tiny_seq2seq,
     translate,
 )
 from huggingface_hub import ModelCard
@@ -107,7 +106,7 @@ import json, pickle, sys, torch
 def refuse_unpickling(*args, **kwargs):
     raise AssertionError("loading tried to unpickle")
 torch.load = pickle.load = pickle.loads = refuse_unpickling
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+from transformers import AutoModel, AutoModelForSeq2SeqLM, AutoTokenizer
 REPO_ID, SOURCES, TRUST = {repo_id!r}, {sources!r}, {trust}
 report = {{}}
 if TRUST:
@@ -121,6 +120,8 @@ else:
     translator = pipeline(hf_simple_s2s.PIPELINE_TASK, model=REPO_ID)
     report["pipeline"] = [out["translation_text"] for out in translator(SOURCES, max_new_tokens=10)]
 model = AutoModelForSeq2SeqLM.from_pretrained(REPO_ID, trust_remote_code=TRUST)
+base = AutoModel.from_pretrained(REPO_ID, trust_remote_code=TRUST)
+report["base"] = type(base).__module__ + "." + type(base).__name__
 tokenizer = AutoTokenizer.from_pretrained(REPO_ID, trust_remote_code=TRUST)
 batch = tokenizer(SOURCES, padding=True, return_tensors="pt")
 for name, num_beams in (("greedy", 1), ("beam", 3)):
@@ -143,6 +144,7 @@ def test_pull_by_name_with_the_package_installed(pushed):
     """A user with `hf_simple_s2s` installed: Auto classes and the pipeline, no remote code, same translations."""
     report = load_by_name_in_fresh_process(pushed["cache"], package_importable=True)
     assert report["model_module"] == "hf_simple_s2s.models.simple_s2s.modeling_simple_s2s"
+    assert report["base"] == "hf_simple_s2s.models.simple_s2s.modeling_simple_s2s.SimpleS2SModel"
     assert report["greedy"] == report["pipeline"] == pushed["expected"]["greedy"]
     assert report["beam"] == pushed["expected"]["beam"]
 
@@ -153,13 +155,14 @@ def test_pull_by_name_with_remote_code_only(pushed):
     assert report["refused_without_trust"] is True
     assert report["package_imported"] is False
     assert report["model_module"].startswith("transformers_modules.")
+    assert report["base"].startswith("transformers_modules.") and report["base"].endswith(".SimpleS2SModel")
     assert report["greedy"] == pushed["expected"]["greedy"]
     assert report["beam"] == pushed["expected"]["beam"]
 
 
 def test_revision_loads_that_commit_or_branch(tmp_path):
     """Two pushes to main and one to a branch: each `revision=` loads its own weights, the default the latest main."""
-    first, second, experiment = tiny_seq2seq(seed=1), tiny_seq2seq(seed=2), tiny_seq2seq(seed=3)
+    first, second, experiment = peaky_model(seed=1), peaky_model(seed=2), peaky_model(seed=3)
     with recording_hub() as hub:
         first_commit = first.push_to_hub(REPO_ID)
         second.push_to_hub(REPO_ID, commit_message="Retrained")
@@ -196,7 +199,7 @@ def test_missing_repo_or_revision_offline_is_the_hubs_error(pushed, repo_id, rev
 def test_missing_file_offline_is_the_hubs_error(tmp_path):
     """A repository holding only a tokenizer has no config.json to load a model from."""
     with recording_hub() as hub:
-        make_word_tokenizer().push_to_hub("org/tokenizer-only")
+        make_tokenizer("words").push_to_hub("org/tokenizer-only")
     hub.write_cache(tmp_path)
     with pytest.raises(OSError) as raised:
         AutoModelForSeq2SeqLM.from_pretrained("org/tokenizer-only", cache_dir=tmp_path)
@@ -216,7 +219,7 @@ class RunsCodeWhenUnpickled:
 def test_pickled_weights_load_only_as_plain_tensors(tmp_path):
     """The model class has no loading code of its own: transformers reads `pytorch_model.bin` with
     `weights_only=True`, so plain tensors load and a pickle that would run code is refused without running it."""
-    model = tiny_seq2seq()
+    model = peaky_model()
     model.save_pretrained(tmp_path)
     torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
     (tmp_path / "model.safetensors").unlink()

@@ -1,52 +1,38 @@
-"""Saving and loading: Auto classes, safetensors only, remote code in a fresh process (the Hub path: test_hub.py)."""
+"""Saving and loading: Auto classes and safetensors (by name from the Hub, and remote code in a fresh process without
+the package: test_hub.py)."""
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import ATTENTION_TYPES, padded_batch, tiny_model
-from hub_utils import run_fresh_python
+from conftest import ATTENTION_TYPES, padded_batch, peaky_model, seeded_generator, tiny_model
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
 
 from hf_simple_s2s import SimpleS2SConfig, SimpleS2SForConditionalGeneration, SimpleS2SModel
 
 SOURCES = [[5, 9, 14, 22, 7, 2], [31, 12, 2], [8, 8, 19, 25, 2]]
 GEN = dict(max_new_tokens=8, num_beams=3)
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-# Run in a fresh interpreter where the package is unimportable, so only the code saved with the model can load it.
-LOAD_WITHOUT_PACKAGE = """
-import json
-import torch
-from transformers import AutoModel, AutoModelForSeq2SeqLM
-spec = json.load(open("spec.json"))
-model = AutoModelForSeq2SeqLM.from_pretrained("model", trust_remote_code=True)
-base = AutoModel.from_pretrained("model", trust_remote_code=True)
-ids, mask = torch.tensor(spec["input_ids"]), torch.tensor(spec["attention_mask"])
-out = model.generate(ids, attention_mask=mask, **spec["gen"])
-print(json.dumps({"sequences": out.tolist(), "module": type(model).__module__, "base": type(base).__name__}))
-"""
 
 
-def write_spec(path: Path, input_ids, attention_mask) -> Path:
-    spec = {"input_ids": input_ids.tolist(), "attention_mask": attention_mask.tolist(), "gen": GEN}
-    path.write_text(json.dumps(spec))
-    return path
-
-
+@pytest.mark.parametrize("coverage", [False, True], ids=["plain", "coverage"])
 @pytest.mark.parametrize("attention_type", ATTENTION_TYPES)
-def test_auto_classes_reload_and_reproduce_generate(tmp_path, attention_type):
-    model = tiny_model(attention_type=attention_type, initializer_range=0.5)
+def test_auto_classes_reload_and_reproduce_generate_and_loss(tmp_path, attention_type, coverage):
+    overrides = dict(coverage=True, coverage_loss_weight=0.5) if coverage else {}
+    model = peaky_model(attention_type=attention_type, **overrides)
     input_ids, attention_mask = padded_batch(SOURCES, side="left")
+    labels = torch.randint(4, 40, (3, 5), generator=seeded_generator(4))
     expected = model.generate(input_ids, attention_mask=attention_mask, **GEN)
     model.save_pretrained(tmp_path)
 
     assert isinstance(AutoConfig.from_pretrained(tmp_path), SimpleS2SConfig)
     reloaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path)
     assert type(reloaded) is SimpleS2SForConditionalGeneration
+    assert (reloaded.config.coverage, reloaded.config.coverage_loss_weight) == (coverage, 0.5 if coverage else 0.0)
     assert torch.equal(reloaded.generate(input_ids, attention_mask=attention_mask, **GEN), expected)
+    got, wanted = (m(input_ids, attention_mask, labels=labels) for m in (reloaded, model))
+    torch.testing.assert_close(got.logits, wanted.logits)
+    torch.testing.assert_close(got.loss, wanted.loss)  # with coverage, the coverage loss with its weight
     base = AutoModel.from_pretrained(tmp_path)
     assert type(base) is SimpleS2SModel
     torch.testing.assert_close(base.decoder.gru.weight_ih_l0, model.model.decoder.gru.weight_ih_l0)
@@ -86,19 +72,3 @@ def test_saved_folder_holds_safetensors_code_and_auto_map(tmp_path):
             "transformers",
             "typing",
         }, imported
-
-
-def test_remote_code_loads_in_a_process_without_the_package(tmp_path):
-    model = tiny_model(attention_type="luong_general", initializer_range=0.5)
-    input_ids, attention_mask = padded_batch(SOURCES)
-    expected = model.generate(input_ids, attention_mask=attention_mask, **GEN)
-    model_dir = tmp_path / "model"
-    model.save_pretrained(model_dir)
-    write_spec(tmp_path / "spec.json", input_ids, attention_mask)
-
-    result = run_fresh_python(LOAD_WITHOUT_PACKAGE, tmp_path, package_importable=False)
-    assert result.returncode == 0, result.stderr[-3000:]
-    loaded = json.loads(result.stdout.strip().splitlines()[-1])
-    assert loaded["module"].startswith("transformers_modules"), loaded["module"]
-    assert loaded["base"] == "SimpleS2SModel"
-    assert loaded["sequences"] == expected.tolist()
