@@ -1,7 +1,5 @@
 """Model tests in the spirit of transformers' own: shapes, the equivalences on a grid of setups, generate()."""
 
-import re
-
 import pytest
 import torch
 from conftest import (
@@ -366,13 +364,30 @@ class TestGenerate:
         assert forced.shape[1] == 2
 
 
+MALFORMED_INPUT_IDS = {
+    "one_dimensional": ([5, 6, 2], torch.long, r"input_ids.*shape.*\(3,\)"),
+    "no_rows": (torch.empty(0, 4), torch.long, r"input_ids.*\(0, 4\)"),
+    "no_tokens": (torch.empty(2, 0), torch.long, r"input_ids.*\(2, 0\)"),
+    "nothing": (torch.empty(0, 0), torch.long, r"input_ids.*\(0, 0\)"),
+    "float_ids": ([[5, 6, 2]], torch.float32, "input_ids.*dtype torch.int64 or torch.int32, got torch.float32"),
+    "int8_ids": ([[5, 6, 2]], torch.int8, "input_ids.*dtype torch.int64 or torch.int32, got torch.int8"),
+    "uint8_ids": ([[5, 6, 2]], torch.uint8, "input_ids.*dtype torch.int64 or torch.int32, got torch.uint8"),
+    "id_above_vocabulary": (
+        [[5, VOCAB_SIZE + 5, 2]],
+        torch.long,
+        rf"input_ids.*{VOCAB_SIZE + 5}.*vocab_size={VOCAB_SIZE}",
+    ),
+    "negative_id": ([[5, -1, 2]], torch.long, r"input_ids.*-1.*vocab_size"),
+}
+
+
 class TestInputErrors:
-    def test_token_id_outside_vocabulary(self, model):
-        input_ids, labels = random_batch()
-        input_ids[1, 2] = VOCAB_SIZE + 5
-        with pytest.raises(ValueError, match=rf"input_ids.*{VOCAB_SIZE + 5}.*vocab_size={VOCAB_SIZE}"):
-            model(input_ids=input_ids, labels=labels)
-        with pytest.raises(ValueError, match=rf"input_ids.*{VOCAB_SIZE + 5}"):
+    @pytest.mark.parametrize("values, dtype, message", MALFORMED_INPUT_IDS.values(), ids=MALFORMED_INPUT_IDS.keys())
+    def test_malformed_input_ids_are_refused_by_forward_and_generate(self, values, dtype, message):
+        model, input_ids = tiny_model(), torch.as_tensor(values).to(dtype)
+        with pytest.raises(ValueError, match=message):
+            model(input_ids, decoder_input_ids=torch.ones((1, 1), dtype=torch.long))
+        with pytest.raises(ValueError, match=message):
             model.generate(input_ids, max_new_tokens=3)
 
     def test_negative_decoder_input_id(self, model):
@@ -387,11 +402,6 @@ class TestInputErrors:
         with pytest.raises(ValueError, match=rf"{VOCAB_SIZE}"):
             model(input_ids=input_ids, labels=labels)
 
-    def test_float_token_ids(self, model):
-        input_ids, labels = random_batch()
-        with pytest.raises(ValueError, match="input_ids.*dtype torch.int64 or torch.int32, got torch.float32"):
-            model(input_ids=input_ids.float(), labels=labels)
-
     def test_attention_mask_shape_mismatch(self, model):
         input_ids, labels = random_batch()
         with pytest.raises(ValueError, match=r"attention_mask.*\(3, 6\).*\(3, 7\)"):
@@ -402,12 +412,16 @@ class TestInputErrors:
         with pytest.raises(ValueError, match="decoder_input_ids.*labels"):
             model(input_ids=input_ids)
 
-    def test_non_finite_encoder_outputs(self, model):
-        input_ids, labels = random_batch()
-        encoder_outputs = model.get_encoder()(input_ids)
-        encoder_outputs.last_hidden_state[0, 1, 0] = float("nan")
-        with pytest.raises(ValueError, match="NaN or inf"):
-            model(encoder_outputs=encoder_outputs, labels=labels)
+    @pytest.mark.parametrize("bad_value", [float("nan"), float("inf"), float("-inf")], ids=["nan", "inf", "-inf"])
+    @pytest.mark.parametrize("field", ["last_hidden_state", "final_hidden_state"])
+    def test_non_finite_encoder_outputs_are_refused_by_forward_and_generate(self, field, bad_value):
+        model = tiny_model()
+        encoder_outputs = model.get_encoder()(torch.tensor([[5, 6, 7, 2]]))
+        encoder_outputs[field][0, 1] = bad_value
+        with pytest.raises(ValueError, match=f"{field}` contains NaN or inf"):
+            model(encoder_outputs=encoder_outputs, decoder_input_ids=torch.tensor([[1]]))
+        with pytest.raises(ValueError, match=f"{field}` contains NaN or inf"):
+            model.generate(encoder_outputs=encoder_outputs, max_new_tokens=3)
 
 
 class TestWeights:
@@ -454,13 +468,6 @@ class TestWeights:
         model = SimpleS2SForConditionalGeneration.from_pretrained(tmp_path)  # lm_head is not in the file
         torch.testing.assert_close(model.model.decoder.gru.weight_hh_l0, base.decoder.gru.weight_hh_l0)
         assert model.lm_head.weight.abs().max() <= 0.05 and (model.lm_head.bias == 0).all()
-
-
-@pytest.mark.parametrize("shape", [(2, 0), (0, 5), (5,)])
-def test_empty_or_flat_source_is_refused(shape):
-    model = tiny_model()
-    with pytest.raises(ValueError, match=rf"input_ids.*{re.escape(str(shape))}"):
-        model.generate(torch.full(shape, 5, dtype=torch.long), max_new_tokens=3)
 
 
 @pytest.mark.parametrize("tie,share", [(True, True), (True, False), (False, True), (False, False)])
