@@ -29,6 +29,7 @@ from transformers import DynamicCache, EncoderDecoderCache, GenerationConfig, Ge
 from transformers.generation.streamers import BaseStreamer
 
 from hf_simple_s2s import SimpleS2SConfig, SimpleS2SForConditionalGeneration, SimpleS2SModel
+from hf_simple_s2s.models.simple_s2s.modeling_simple_s2s import source_padding_mask
 
 
 def random_batch(batch_size=3, src_len=7, tgt_len=5, seed=0):
@@ -234,7 +235,7 @@ class TestEquivalences:
         embeds = decoder.dropout(decoder.embed_tokens(decoder_inputs(4, 6)))  # (batch, tgt_len, emb)
         states, _ = decoder.start(encoder_outputs.final_hidden_state, keys)
         layer_outputs, last_states = decoder.run_gru_over_sequence(embeds, states)
-        padding_mask = (attention_mask == 0).unsqueeze(1)
+        padding_mask = source_padding_mask(attention_mask)
         step_states = []
         for t in range(embeds.shape[1]):
             states, _ = decoder.step(embeds[:, t], states, keys, values, padding_mask, None)
