@@ -44,9 +44,10 @@ SETUPS = [
 ]
 
 
-def eos_ending_rows_at_different_steps(model, rows, **generate_kwargs) -> int:
-    """A word to use as `eos_token_id` that greedy decoding of `rows` emits first at different steps (or never), so
-    that generate() finishes some rows before others: an untrained model rarely emits its own eos."""
+def ending_at_different_steps(model, rows, **generate_kwargs) -> dict:
+    """`generate_kwargs` with an `eos_token_id` that greedy decoding of `rows` first emits at different steps (or
+    never): an untrained model rarely emits its own eos, and with this one generate() finishes some rows and beams
+    before others, so that what it does with them is part of every comparison."""
     input_ids, attention_mask = padded_batch(rows)
     free = model.generate(
         input_ids.to(model.device), attention_mask=attention_mask.to(model.device), **generate_kwargs
@@ -54,7 +55,7 @@ def eos_ending_rows_at_different_steps(model, rows, **generate_kwargs) -> int:
     for token in free.unique().tolist():
         first_steps = {row.tolist().index(token) if token in row else None for row in free}
         if token >= 4 and len(first_steps) > 1:  # 0-3 are the special tokens
-            return token
+            return {**generate_kwargs, "eos_token_id": token}
     raise AssertionError(f"every word of {free.tolist()} first comes at the same step in every row")
 
 

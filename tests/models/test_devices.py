@@ -17,6 +17,7 @@ from equivalences import (
     assert_batched_generate_equals_one_by_one,
     assert_beam_scores_match_rescoring,
     assert_stepwise_cache_equals_teacher_forcing,
+    ending_at_different_steps,
     recurrent_states,
 )
 from reversal_task import loss_curve, make_trainer
@@ -33,25 +34,19 @@ DEVICE_TOLERANCE = dict(atol=1e-5, rtol=1e-4)
 DECODER_INPUT_IDS = [1, 7, 9, 4, 12]
 
 
-def in_full_float32(device_name: str):
+@pytest.fixture(params=DEVICES)
+def device(request):
     # cuDNN's GRU may use TF32 on Ampere and later (matrix products may too if asked): full float32 keeps the
     # comparisons with the CPU tight.
     cudnn_tf32, matmul_precision = torch.backends.cudnn.allow_tf32, torch.get_float32_matmul_precision()
     torch.backends.cudnn.allow_tf32 = False
     torch.set_float32_matmul_precision("highest")
-    yield torch.device(device_name)
+    yield torch.device(request.param)
     torch.backends.cudnn.allow_tf32 = cudnn_tf32
     torch.set_float32_matmul_precision(matmul_precision)
 
 
-@pytest.fixture(params=DEVICES)
-def device(request):
-    yield from in_full_float32(request.param)
-
-
-@pytest.fixture(params=ACCELERATORS)
-def accelerator(request):
-    yield from in_full_float32(request.param)
+on_accelerators = pytest.mark.parametrize("device", ACCELERATORS, indirect=True)
 
 
 @pytest.fixture(params=SETUPS, ids=str)
@@ -85,24 +80,31 @@ def test_generate_on_the_device_picks_the_hand_loops_tokens(attention_type, devi
     assert agreement["beam5_identical_rows"] + agreement["beam5_tied_rows"] == len(SOURCES)
 
 
-def test_stepwise_decoding_with_cache_equals_teacher_forcing_on_the_device(setup, accelerator):
-    model = setup.model(accelerator)
-    input_ids, attention_mask = source_batch(accelerator)
-    decoder_input_ids = torch.tensor([DECODER_INPUT_IDS] * len(SOURCES), device=accelerator)
+@on_accelerators
+def test_stepwise_decoding_with_cache_equals_teacher_forcing_on_the_device(setup, device):
+    model = setup.model(device)
+    input_ids, attention_mask = source_batch(device)
+    decoder_input_ids = torch.tensor([DECODER_INPUT_IDS] * len(SOURCES), device=device)
     cache = assert_stepwise_cache_equals_teacher_forcing(
         model, input_ids, attention_mask, decoder_input_ids, **DEVICE_TOLERANCE
     )
-    assert all(state.device.type == accelerator.type for state in recurrent_states(cache))
+    assert all(state.device.type == device.type for state in recurrent_states(cache))
 
 
-def test_beam_scores_match_rescoring_on_the_device(setup, accelerator):
-    input_ids, attention_mask = source_batch(accelerator, side="right")
-    assert_beam_scores_match_rescoring(setup.model(accelerator), input_ids, attention_mask, num_beams=3, **GEN)
+@on_accelerators
+def test_beam_scores_match_rescoring_on_the_device(setup, device):
+    model = setup.model(device)
+    input_ids, attention_mask = source_batch(device, side="right")
+    generate_kwargs = ending_at_different_steps(model, SOURCES, **GEN)
+    assert_beam_scores_match_rescoring(model, input_ids, attention_mask, num_beams=3, **generate_kwargs)
 
 
+@on_accelerators
 @pytest.mark.parametrize("num_beams", [1, 3])
-def test_batched_generation_equals_one_by_one_on_the_device(setup, accelerator, num_beams):
-    assert_batched_generate_equals_one_by_one(setup.model(accelerator), SOURCES, num_beams, sides=("left",), **GEN)
+def test_batched_generation_equals_one_by_one_on_the_device(setup, device, num_beams):
+    model = setup.model(device)
+    generate_kwargs = ending_at_different_steps(model, SOURCES, **GEN)
+    assert_batched_generate_equals_one_by_one(model, SOURCES, num_beams, sides=("left",), **generate_kwargs)
 
 
 def test_a_model_saved_from_the_device_reloads_on_the_cpu(device, tmp_path):

@@ -22,7 +22,7 @@ from equivalences import (
     assert_generate_with_cache_equals_without,
     assert_padding_changes_no_logits,
     assert_stepwise_cache_equals_teacher_forcing,
-    eos_ending_rows_at_different_steps,
+    ending_at_different_steps,
 )
 from torch.nn import functional as F
 from transformers import DynamicCache, EncoderDecoderCache, GenerationConfig, GenerationMixin, StaticCache
@@ -159,9 +159,8 @@ class HalvingDropout(torch.nn.Module):
 
 
 def ending_early(model) -> dict:
-    """GEN with an eos that ends the rows of SOURCES at different steps: what generate() does with finished rows and
-    finished beams is then part of every comparison."""
-    return dict(GEN, eos_token_id=eos_ending_rows_at_different_steps(model, SOURCES, **GEN))
+    """GEN, with an eos that ends the rows of SOURCES at different steps."""
+    return ending_at_different_steps(model, SOURCES, **GEN)
 
 
 class TestEquivalences:
