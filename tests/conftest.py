@@ -127,11 +127,6 @@ def word_tokenizer():
     return make_tokenizer("words")
 
 
-def make_word_tokenizer():
-    """Kept for branches written before `make_tokenizer`; use `make_tokenizer("words")`."""
-    return make_tokenizer("words")
-
-
 def padded_batch(rows: list[list[int]], side: str = "right", pad_token_id: int = 0):
     """Pad token-id lists into (input_ids, attention_mask) on the given side."""
     width = max(len(row) for row in rows)

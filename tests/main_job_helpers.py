@@ -11,11 +11,6 @@ GERMAN = multi30k_sample("de")
 ENGLISH = multi30k_sample("en")
 
 
-def small_tokenizer(model: str = "bpe", vocab_size: int = 400):
-    """Kept for branches written before `conftest.make_tokenizer`; use `make_tokenizer("multi30k", ...)`."""
-    return make_tokenizer("multi30k", model=model, vocab_size=vocab_size)
-
-
 def tiny_translation_model(vocab_size: int, seed: int = 0, **overrides) -> SimpleS2SForConditionalGeneration:
     torch.manual_seed(seed)
     values = dict(vocab_size=vocab_size, embedding_size=16, hidden_size=16, dropout=0.0)

@@ -31,7 +31,7 @@ FIRST_WORD_ID = 4  # after <pad>=0 <s>=1 </s>=2 <unk>=3
 
 
 def build_tokenizer(model_max_length: int = 32):
-    """Kept for `benchmarks/load_translate.py` and branches written before `conftest.make_tokenizer`."""
+    """Kept until tests/training/test_saving.py imports `conftest.make_tokenizer` instead."""
     return make_tokenizer("multi30k", model_max_length=model_max_length)
 
 
