@@ -140,8 +140,10 @@ def load_by_name_in_fresh_process(cache: Path, *, package_importable: bool) -> d
     return json.loads(result.stdout.split("REPORT", 1)[1])
 
 
+@pytest.mark.slow
 def test_pull_by_name_with_the_package_installed(pushed):
-    """A user with `hf_simple_s2s` installed: Auto classes and the pipeline, no remote code, same translations."""
+    """A user with `hf_simple_s2s` installed: Auto classes and the pipeline, no remote code, same translations.
+    In a fresh interpreter, hence slow; test_readme_share.py pulls by name with the package in this process."""
     report = load_by_name_in_fresh_process(pushed["cache"], package_importable=True)
     assert report["model_module"] == "hf_simple_s2s.models.simple_s2s.modeling_simple_s2s"
     assert report["base"] == "hf_simple_s2s.models.simple_s2s.modeling_simple_s2s.SimpleS2SModel"
