@@ -1,9 +1,10 @@
-"""The model's equivalences, each written once as an assertion, and the grid of setups they are checked on.
+"""The model's equivalences that several test files check, each written once as an assertion, and the grid of
+setups they are checked on.
 
-`test_modeling_simple_s2s.TestEquivalences` runs every check on every setup on the CPU; `test_devices.py` runs them
-on an accelerator; `test_properties.py` on random inputs drawn by hypothesis. Each check takes a model and tensors on
-the device of the model, and the tolerance of `torch.testing.assert_close` where floats are compared (its float32
-default unless given).
+`test_modeling_simple_s2s.TestEquivalences` runs them (and the equivalences no other file needs) on every setup on
+the CPU; `test_devices.py` runs them on an accelerator; `test_properties.py` on random inputs drawn by hypothesis.
+Each check takes a model and tensors on the device of the model, and the tolerance of `torch.testing.assert_close`
+where floats are compared (its float32 default unless given).
 """
 
 from dataclasses import dataclass
@@ -97,15 +98,6 @@ def assert_stepwise_cache_equals_teacher_forcing(model, input_ids, attention_mas
     return cache
 
 
-def assert_cache_in_two_chunks_equals_one_pass(model, input_ids, attention_mask, decoder_input_ids, split: int):
-    """Tokens fed in two calls, the second continuing from the first one's cache, give the logits of one call."""
-    inputs = dict(input_ids=input_ids, attention_mask=attention_mask)
-    full = model(**inputs, decoder_input_ids=decoder_input_ids).logits
-    first = model(**inputs, decoder_input_ids=decoder_input_ids[:, :split])
-    second = model(**inputs, decoder_input_ids=decoder_input_ids[:, split:], cache=first.cache)
-    torch.testing.assert_close(torch.cat([first.logits, second.logits], dim=1), full)
-
-
 def assert_generate_with_cache_equals_without(model, input_ids, attention_mask, num_beams: int, **generate_kwargs):
     """The same tokens and scores whether each step continues from the cache or reruns the whole prefix."""
     kwargs = dict(
@@ -176,26 +168,3 @@ def assert_padding_changes_no_logits(model, input_ids, attention_mask, decoder_i
         real_tokens = input_ids[i, attention_mask[i].bool()].unsqueeze(0)
         alone = model(input_ids=real_tokens, decoder_input_ids=decoder_input_ids[i : i + 1]).logits
         torch.testing.assert_close(batched[i : i + 1], alone, **tolerance)
-
-
-def assert_all_padding_row_changes_nothing_else(model, input_ids, attention_mask, labels):
-    """A row that is only padding neither crashes nor changes the other rows; it gets finite logits and no
-    attention."""
-    reference = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).logits
-    empty_row = torch.zeros_like(input_ids[:1])
-    out = model(
-        input_ids=torch.cat([input_ids, empty_row]),
-        attention_mask=torch.cat([attention_mask, empty_row]),
-        labels=torch.cat([labels, labels[:1]]),
-        output_attentions=True,
-    )
-    torch.testing.assert_close(out.logits[:-1], reference)
-    assert torch.isfinite(out.logits).all()
-    assert (out.cross_attentions[0][-1] == 0).all()
-
-
-def assert_attention_sums_to_one_on_real_tokens(weights: torch.Tensor, attention_mask: torch.Tensor) -> None:
-    """`weights` `(batch, 1 head, queries, src_len)`: exactly 0 on pads, summing to 1 over each row's real tokens."""
-    pads = ~attention_mask[:, None, None, :].bool().expand_as(weights)
-    assert (weights[pads] == 0).all()
-    torch.testing.assert_close(weights.sum(-1), torch.ones_like(weights.sum(-1)))

@@ -14,11 +14,8 @@ from conftest import (
 )
 from equivalences import (
     SETUPS,
-    assert_all_padding_row_changes_nothing_else,
-    assert_attention_sums_to_one_on_real_tokens,
     assert_batched_generate_equals_one_by_one,
     assert_beam_scores_match_rescoring,
-    assert_cache_in_two_chunks_equals_one_pass,
     assert_generate_with_cache_equals_without,
     assert_padding_changes_no_logits,
     assert_stepwise_cache_equals_teacher_forcing,
@@ -165,8 +162,8 @@ def ending_early(model) -> dict:
 
 class TestEquivalences:
     """Each equivalence of the model once, on every setup of the grid: attention type x coverage x layers (two with a
-    bidirectional encoder, one with a unidirectional one). The checks live in `equivalences.py`, where the device
-    and property-based tests call them too."""
+    bidirectional encoder, one with a unidirectional one). The checks that test_devices.py and test_properties.py
+    reuse live in `equivalences.py`."""
 
     def test_stepwise_decoding_with_cache_equals_teacher_forcing(self, setup):
         model = setup.model()
@@ -174,9 +171,14 @@ class TestEquivalences:
         assert_stepwise_cache_equals_teacher_forcing(model, input_ids, attention_mask, decoder_inputs(4, 6))
 
     def test_cache_in_two_chunks_equals_one_pass(self, setup):
-        model = setup.model()
+        """The second chunk continues from the first one's cache (for Luong, its whole-sequence pass does)."""
+        model, decoder_input_ids = setup.model(), decoder_inputs(4, 6)
         input_ids, attention_mask = padded_batch(SOURCES)
-        assert_cache_in_two_chunks_equals_one_pass(model, input_ids, attention_mask, decoder_inputs(4, 6), split=4)
+        inputs = dict(input_ids=input_ids, attention_mask=attention_mask)
+        first = model(**inputs, decoder_input_ids=decoder_input_ids[:, :4])
+        second = model(**inputs, decoder_input_ids=decoder_input_ids[:, 4:], cache=first.cache)
+        full = model(**inputs, decoder_input_ids=decoder_input_ids).logits
+        torch.testing.assert_close(torch.cat([first.logits, second.logits], dim=1), full)
 
     @pytest.mark.parametrize("num_beams", [1, 3])
     def test_generate_with_cache_equals_without(self, setup, num_beams):
@@ -204,21 +206,37 @@ class TestEquivalences:
         assert_padding_changes_no_logits(model, input_ids, attention_mask, decoder_inputs(4, 5))
 
     def test_an_all_padding_row_changes_nothing_else(self, setup):
+        """It does not crash either, and gets finite logits and no attention."""
+        model = setup.model()
         input_ids, attention_mask = padded_batch(SOURCES[:3])
         labels = torch.randint(4, VOCAB_SIZE, (3, 4), generator=seeded_generator(1))
-        assert_all_padding_row_changes_nothing_else(setup.model(), input_ids, attention_mask, labels)
+        reference = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).logits
+        empty_row = torch.zeros_like(input_ids[:1])
+        out = model(
+            input_ids=torch.cat([input_ids, empty_row]),
+            attention_mask=torch.cat([attention_mask, empty_row]),
+            labels=torch.cat([labels, labels[:1]]),
+            output_attentions=True,
+        )
+        torch.testing.assert_close(out.logits[:3], reference)
+        assert torch.isfinite(out.logits).all()
+        assert (out.cross_attentions[0][3] == 0).all()
 
     @pytest.mark.parametrize("side", ["right", "left"])
     def test_attention_weights_sum_to_one_on_real_tokens_and_are_zero_on_pads(self, setup, side):
         """In teacher forcing and in every step of a beam search."""
         model = setup.model()
         input_ids, attention_mask = padded_batch(SOURCES, side=side)
-        out = model(input_ids, attention_mask, decoder_inputs(4, 6), output_attentions=True)
-        assert_attention_sums_to_one_on_real_tokens(out.cross_attentions[0], attention_mask)
+        teacher_forced = model(input_ids, attention_mask, decoder_inputs(4, 6), output_attentions=True)
         kwargs = dict(ending_early(model), num_beams=2, output_attentions=True, return_dict_in_generate=True)
-        out = model.generate(input_ids, attention_mask=attention_mask, **kwargs)
-        for step in out.cross_attentions:  # one tuple per generated token, one tensor per layer
-            assert_attention_sums_to_one_on_real_tokens(step[0], attention_mask.repeat_interleave(2, dim=0))
+        generated = model.generate(input_ids, attention_mask=attention_mask, **kwargs)
+        checked = [(teacher_forced.cross_attentions[0], attention_mask)]  # (batch, 1 head, tgt_len, src_len)
+        beam_mask = attention_mask.repeat_interleave(2, dim=0)
+        checked += [(step[0], beam_mask) for step in generated.cross_attentions]  # one per token, one per layer
+        for weights, mask in checked:
+            pads = ~mask[:, None, None, :].bool().expand_as(weights)
+            assert (weights[pads] == 0).all()
+            torch.testing.assert_close(weights.sum(-1), torch.ones_like(weights.sum(-1)))
 
     @pytest.mark.parametrize("setup", [setup for setup in SETUPS if setup.luong_fast_path], ids=str)
     def test_luong_whole_sequence_pass_equals_unrolling_the_step(self, setup):
