@@ -56,10 +56,10 @@ def peaky_model(seed: int = 0, **overrides) -> SimpleS2SForConditionalGeneration
     source to source: float noise between equivalent computations cannot flip an argmax, so token-exact comparisons
     mean something, and a row that got another row's state would show.
 
-    Weights (embeddings, the pad's included) are drawn from [-0.5, 0.5] and biases from [-0.1, 0.1]: nothing is zero that
-    would hide a mistake (from a zero state, a GRU with zero biases that reads a zero pad embedding stays at zero,
-    so pads read by mistake would go unseen). The output layer's bias stays 0, or it would favour the same words
-    whatever the source. With coverage, its projection is scaled up so that coverage really moves the attention.
+    Weights (embeddings, the pad's included) are drawn from [-0.5, 0.5] and biases from [-0.1, 0.1]: nothing is zero
+    that would hide a mistake (from a zero state, a GRU with zero biases that reads a zero pad embedding stays at
+    zero, so pads read by mistake would go unseen). The output layer's bias stays 0, or it would favour the same
+    words whatever the source. With coverage, its projection is scaled up so that coverage really moves the attention.
     """
     model = tiny_model(seed, **overrides)
     with torch.no_grad():
