@@ -1,4 +1,4 @@
-"""The `simple-s2s-translation` pipeline task: same translations as `generate()`, strings or lists, kwargs passed on."""
+"""The `simple-s2s-translation` pipeline task: the translations of `generate()`, strings or lists, kwargs passed on."""
 
 import pytest
 from hub_utils import (
