@@ -30,11 +30,6 @@ from hf_simple_s2s.training.checkpoints import last_complete_checkpoint  # noqa:
 FIRST_WORD_ID = 4  # after <pad>=0 <s>=1 </s>=2 <unk>=3
 
 
-def build_tokenizer(model_max_length: int = 32):
-    """Kept until tests/training/test_saving.py imports `conftest.make_tokenizer` instead."""
-    return make_tokenizer("multi30k", model_max_length=model_max_length)
-
-
 def reversal_examples(count: int, seed: int, min_len: int = 3, max_len: int = 8) -> list[dict[str, list[int]]]:
     """`count` pairs source -> reversed source (+ eos), over word ids 4..VOCAB_SIZE-1."""
     rng = random.Random(seed)

@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 import transformers.modeling_utils
-from conftest import tiny_model
-from reversal_task import build_tokenizer
+from conftest import make_tokenizer, tiny_model
 from save_loop import LARGER
 from transformers import AutoModelForSeq2SeqLM
 
@@ -41,7 +40,7 @@ def saved_folder(tmp_path) -> Path:
     """A folder holding model 0, its tokenizer and a file of the user's."""
     folder = tmp_path / "model"
     save_pretrained_atomically(tiny_model(seed=0), folder)
-    build_tokenizer().save_pretrained(folder)
+    make_tokenizer("multi30k").save_pretrained(folder)
     (folder / "notes.txt").write_text("mine")
     return folder
 

@@ -1,4 +1,4 @@
-"""README's "Share your model" section, run as written: push, pull by name, pipeline, and remote code, offline.
+"""docs/deployment.md's "Share your model" section, run as written: push, pull by name, pipeline, remote code, offline.
 
 The block that pushes runs with transformers' `HfApi` replaced by the recording one; what it pushed is laid out as the
 Hub cache that the following blocks load from by name. Each block that prints is compared with the same block run on
@@ -23,14 +23,14 @@ from hub_utils import (
 from hf_simple_s2s import SimpleS2SForConditionalGeneration
 
 SECTION = "## Share your model"
-CHECKPOINT = "outputs/simple-s2s"  # the folder README pushes from
-REPO_ID = "org/simple-s2s"  # the repository README pushes to
+CHECKPOINT = "outputs/simple-s2s"  # the folder the section pushes from
+REPO_ID = "org/simple-s2s"  # the repository it pushes to
 
 
 def share_section_blocks() -> list[str]:
-    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    assert SECTION in readme, f"README.md has no {SECTION!r} section"
-    section = readme.split(SECTION, 1)[1].split("\n## ", 1)[0]
+    text = (REPO_ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
+    assert SECTION in text, f"docs/deployment.md has no {SECTION!r} section"
+    section = text.split(SECTION, 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
 
 
@@ -38,7 +38,7 @@ def run_block(code: str) -> tuple[str, dict]:
     """Exec `code` as a fresh module; return what it printed and its globals."""
     printed, namespace = io.StringIO(), {"__name__": "readme"}
     with contextlib.redirect_stdout(printed):
-        exec(compile(code, "README.md", "exec"), namespace)
+        exec(compile(code, "docs/deployment.md", "exec"), namespace)
     return printed.getvalue(), namespace
 
 
@@ -69,12 +69,12 @@ def test_share_section_runs_as_written(tmp_path, monkeypatch):
     pull_block = next(block for block in local_blocks if "pipeline" not in block)
     printed, namespace = run_block(remote_blocks[0])
     assert printed == expected[local_blocks.index(pull_block)]
-    # README's promise: with the package imported, even `trust_remote_code=True` uses the installed classes.
+    # The section's promise: with the package imported, even `trust_remote_code=True` uses the installed classes.
     assert type(namespace["model"]) is SimpleS2SForConditionalGeneration
 
 
 @pytest.mark.parametrize("needle", ["trust_remote_code", "pip install", "simple-s2s-translation", "revision="])
 def test_share_section_documents(needle):
-    """The prose covers what the issue asks README to explain (the code itself is tested above)."""
-    section = (REPO_ROOT / "README.md").read_text(encoding="utf-8").split(SECTION, 1)[1]
+    """The prose covers what a user must know to share and load safely (the code itself is tested above)."""
+    section = (REPO_ROOT / "docs" / "deployment.md").read_text(encoding="utf-8").split(SECTION, 1)[1]
     assert needle in section
