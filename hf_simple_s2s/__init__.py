@@ -6,6 +6,7 @@ Importing the package registers the model with `AutoConfig`, `AutoModel` and `Au
 
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
 
+from .inference.ensemble import SimpleS2SEnsemble
 from .inference.pipeline import TASK as PIPELINE_TASK
 from .inference.pipeline import SimpleS2STranslationPipeline, register_pipeline
 from .models.simple_s2s import (
@@ -35,6 +36,7 @@ __all__ = [
     "PIPELINE_TASK",
     "SimpleS2SConfig",
     "SimpleS2SEncoderOutput",
+    "SimpleS2SEnsemble",
     "SimpleS2SForConditionalGeneration",
     "SimpleS2SModel",
     "SimpleS2SPreTrainedModel",

@@ -13,13 +13,20 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, PreTrainedModel, 
 
 import hf_simple_s2s  # noqa: F401  (registers the model with the Auto classes)
 
+from .ensemble import SimpleS2SEnsemble
+
 
 def load_translator(
-    model_name_or_path: str, device: str | None = None
+    model_name_or_path: str | Sequence[str], device: str | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """The model (in eval mode) and tokenizer of a saved folder or Hub repository."""
-    tokenizer = AutoTokenizer.from_pretrained(model_name_or_path)
-    model = AutoModelForSeq2SeqLM.from_pretrained(model_name_or_path)
+    """The model (in eval mode) and tokenizer of a saved folder or Hub repository; several (a list, or names joined
+    by commas) decode as one `SimpleS2SEnsemble` with the first one's tokenizer."""
+    names = model_name_or_path.split(",") if isinstance(model_name_or_path, str) else list(model_name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(names[0])
+    if len(names) > 1:
+        model = SimpleS2SEnsemble.from_pretrained(names)
+    else:
+        model = AutoModelForSeq2SeqLM.from_pretrained(names[0])
     return model.to(device or "cpu").eval(), tokenizer
 
 
@@ -67,7 +74,9 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = OneLineArgumentParser(prog="simple-s2s-translate", description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="a saved model folder or a Hub repository name")
+    parser.add_argument(
+        "model", help="a saved model folder or a Hub repository name; several, joined by commas, decode as an ensemble"
+    )
     parser.add_argument("text", nargs="*", help="sentences to translate (default: read --file or stdin)")
     parser.add_argument("--file", "-f", help="a text file with one sentence per line ('-' for stdin)")
     parser.add_argument("--num_beams", type=int, help="1 for greedy; default: the model's generation config")
@@ -95,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     try:
         model, tokenizer = load_translator(args.model, args.device)
-    except OSError as error:
+    except (OSError, ValueError) as error:  # ValueError: ensemble members that do not share the tokenizer
         parser.error(f"cannot load model {args.model!r}: {str(error).splitlines()[0]}")
     generate_kwargs = {k: v for k, v in (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens)) if v}
     for translation in translate(texts, model, tokenizer, batch_size=args.batch_size, **generate_kwargs):
