@@ -61,6 +61,12 @@ class JobArguments:
         default=None,
         metadata={"help": "end training after this many minutes (evaluated and saved), then evaluate as usual"},
     )
+    average_checkpoints: int | None = field(
+        default=None,
+        metadata={
+            "help": "after training, average the last K checkpoints (kept for it); kept if better on validation"
+        },
+    )
     resume: bool = field(default=False, metadata={"help": "continue from the last checkpoint in --output_dir"})
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "start over in an --output_dir that holds an earlier run of this script"}
@@ -69,6 +75,8 @@ class JobArguments:
     def __post_init__(self):
         if self.max_train_minutes is not None and not self.max_train_minutes > 0:
             raise ValueError(f"--max_train_minutes must be > 0, got {self.max_train_minutes}")
+        if self.average_checkpoints is not None and not self.average_checkpoints >= 1:
+            raise ValueError(f"--average_checkpoints must be >= 1, got {self.average_checkpoints}")
 
 
 # `SimpleS2SConfig`'s own fields that are not the job's arguments: the special tokens' ids are fixed by the tokenizer,
@@ -165,6 +173,8 @@ def parse_arguments(argv: Sequence[str]) -> tuple[MainJobArguments, Seq2SeqTrain
         raise UsageError(str(error).strip().splitlines()[0]) from None
     if remaining:
         raise UsageError(f"unknown argument {remaining[0]!r}")
+    if job_args.average_checkpoints and training_args.save_total_limit is not None:  # the last K, and the best
+        training_args.save_total_limit = max(training_args.save_total_limit, job_args.average_checkpoints + 1)
     return job_args, training_args
 
 

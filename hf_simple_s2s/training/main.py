@@ -34,6 +34,7 @@ from .arguments import (
     parse_arguments,
     start_output_dir,
 )
+from .averaging import average_and_keep_if_better
 from .callbacks import ScheduledSamplingCallback, StopAfterTime, StopOnInterrupt
 from .checkpoints import last_complete_checkpoint, save_pretrained_atomically
 from .evaluation import compute_metrics_fn, evaluate_decodings, format_table, generation_config, translate_and_plot
@@ -133,7 +134,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         raise SystemExit(130)
 
-    # Evaluation of the best checkpoint (loaded back by the Trainer): greedy vs beam, then the winner is kept.
+    # The best checkpoint (loaded back by the Trainer), or the mean of the last K if that is better on validation.
+    k = job_args.average_checkpoints
+    averaging = average_and_keep_if_better(trainer, str(output_dir), k) if k else None
+    # Evaluation: greedy vs beam, then the winner is kept.
     model.eval()
     evaluation, best_generation_config = evaluate_decodings(
         model, tokenizer, {"validation": splits["validation"], "test": splits["test"]}, job_args, training_args
@@ -156,6 +160,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "train": train_result.metrics,
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "best_validation_bleu_during_training": trainer.state.best_metric,
+        "checkpoint_averaging": averaging,
         "stopped_by_time_limit_at_step": time_limit.stopped_at_step if time_limit else None,
         "planned_steps": trainer.state.max_steps,
         "wall_time_s": round(time.perf_counter() - started, 1),
