@@ -131,7 +131,7 @@ def test_saved_model_reloads_with_auto_classes_and_translates_as_during_the_run(
 
 def test_presets_fill_in_what_the_command_line_and_file_leave_out(tmp_path):
     job_args, training_args = parse_arguments([])
-    assert (job_args.preset, job_args.vocab_size, job_args.attention_type) == ("tiny", 2000, "luong_general")
+    assert (job_args.preset, job_args.vocab_size, job_args.attention_type) == ("tiny", 2000, "bahdanau")
     assert training_args.predict_with_generate and training_args.load_best_model_at_end
     assert training_args.metric_for_best_model == "bleu" and training_args.label_smoothing_factor == 0.1
 
@@ -289,5 +289,5 @@ def test_tiny_preset_learns_to_translate(tmp_path):
     """The default preset on all of Multi30k (several minutes): `pytest -m slow tests/training/test_main.py`."""
     main([f"--output_dir={tmp_path / 'tiny'}", "--disable_tqdm=true"])
     metrics = json.loads((tmp_path / "tiny" / "metrics.json").read_text())
-    assert metrics["scores"]["test"]["greedy"]["bleu"] > 10
-    assert metrics["scores"]["test"][metrics["selected_decoding"]]["bleu_lowercase"] > 10
+    assert metrics["scores"]["test"]["greedy"]["bleu"] > 15
+    assert metrics["scores"]["test"][metrics["selected_decoding"]]["bleu_lowercase"] > 17  # 21 on the CPU measured
