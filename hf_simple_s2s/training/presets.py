@@ -18,12 +18,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         embedding_size=96,
         hidden_size=128,
         # Luong general trains ~1.7x faster per step (no per-step loop) but its attention saturates to one-hot at this
-        # size: 13.1 test BLEU (lower-cased, beam) in 3 epochs, against 23.0 for Bahdanau in 3 and 21.0 in 2.5.
+        # size: 13.1 test BLEU (lower-cased, beam) in 3 epochs, against 24.4 for Bahdanau in 2.5 (docs/training.md).
         attention_type="bahdanau",
         tie_word_embeddings=False,  # in short runs an untied output layer learned faster (lower validation loss)
         dropout=0.1,
         num_beams=4,
-        num_train_epochs=2.5,  # ~4 min of training on an idle 2-core CPU (9.6 steps/s), ~4.5 min for `make demo`
+        num_train_epochs=2.5,  # ~4 min of training on an idle 2-core CPU (9.6 steps/s), ~4.4 min for `make demo`
         per_device_train_batch_size=32,  # 64 (half the updates) stalled at 3 BLEU: the number of updates matters here
         per_device_eval_batch_size=100,
         learning_rate=3e-3,  # with Luong, 1e-2 lowered the loss faster at first, then the attention collapsed
