@@ -11,6 +11,7 @@ builds from `SimpleS2SEnsembleConfig.layer_types`: the members' decoder layers o
 and writing its own slice, so that generate()'s beam reordering of the whole cache reorders every member's state.
 """
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -171,7 +172,7 @@ class SimpleS2SEnsemble(PreTrainedModel, GenerationMixin):
                 f"`cache` must be built from the ensemble's config (e.g. `DynamicCache(config=ensemble.config)`), "
                 f"with {self.config.num_hidden_layers} layers; got {cache!r}"
             )
-        bounds = [0, *torch.tensor(self.config.member_decoder_layers).cumsum(0).tolist()]
+        bounds = [0, *itertools.accumulate(self.config.member_decoder_layers)]
         return [Cache(layers=cache.layers[start:end]) for start, end in zip(bounds, bounds[1:])]
 
     def forward(
