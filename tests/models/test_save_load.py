@@ -72,3 +72,42 @@ def test_saved_folder_holds_safetensors_code_and_auto_map(tmp_path):
             "transformers",
             "typing",
         }, imported
+
+
+@pytest.mark.parametrize("dropped", ["one tensor", "every tensor"])
+def test_weights_that_lack_tensors_are_refused_naming_the_folder_and_keys(tmp_path, dropped):
+    """transformers would load random weights in their place with a warning; the model refuses them in one line."""
+    from safetensors.torch import load_file, save_file
+
+    tiny_model().save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    kept = {k: v for k, v in weights.items() if k != "model.decoder.bridge.bias"} if dropped == "one tensor" else {}
+    save_file(kept, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    for auto_class in (AutoModelForSeq2SeqLM, AutoModel):
+        with pytest.raises(ValueError, match=rf"weights of {re.escape(str(tmp_path))} lack .*decoder\.bridge\.bias"):
+            auto_class.from_pretrained(tmp_path)
+    # As in transformers: loaded with random weights in their place when the caller asks to see what is missing
+    model, loading_info = AutoModelForSeq2SeqLM.from_pretrained(tmp_path, output_loading_info=True)
+    assert "model.decoder.bridge.bias" in loading_info["missing_keys"]
+
+
+def test_a_base_model_checkpoint_still_loads_under_the_head(tmp_path):
+    """The head is new there, as transformers allows; every base weight is loaded."""
+    model = tiny_model()
+    model.model.save_pretrained(tmp_path)
+    reloaded = SimpleS2SForConditionalGeneration.from_pretrained(tmp_path)
+    torch.testing.assert_close(reloaded.model.encoder.gru.weight_ih_l0, model.model.encoder.gru.weight_ih_l0)
+
+
+def test_weights_passed_in_memory_may_lack_tensors():
+    """transformers' own tests initialise every weight this way (`test_can_init_all_missing_weights`)."""
+    model = tiny_model()
+    loaded = SimpleS2SForConditionalGeneration.from_pretrained(None, config=model.config, state_dict={})
+    assert type(loaded) is SimpleS2SForConditionalGeneration
+
+
+def test_save_pretrained_to_a_file_is_refused(tmp_path):
+    path = tmp_path / "a_file"
+    path.write_text("")
+    with pytest.raises(ValueError, match="`save_directory` .*a_file' is a file"):
+        tiny_model().save_pretrained(path)

@@ -6,6 +6,7 @@ Optional: coverage (Tu et al. 2016, "Modeling Coverage for NMT"; See et al. 2017
 scheduled sampling (Bengio et al. 2015, "Scheduled Sampling for Sequence Prediction with RNNs").
 """
 
+import os
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -592,6 +593,36 @@ class SimpleS2SPreTrainedModel(PreTrainedModel):
         if all_submodels:
             return super().get_expanded_tied_weights_keys(all_submodels=True)
         return self._tied_weights_keys
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs):
+        # transformers logs an error and returns None for a file path: nothing would be saved without a word.
+        if os.path.isfile(save_directory):
+            raise ValueError(f"`save_directory` {os.fspath(save_directory)!r} is a file; pass a folder")
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, output_loading_info: bool = False, **kwargs):
+        """`PreTrainedModel.from_pretrained`, refusing weights that lack tensors of this model: transformers fills them
+        with random values and only logs a report, so a damaged or emptied weights file would translate nonsense.
+        Still loaded as transformers loads them: a base-model checkpoint under a head (the head is new), weights passed
+        in memory (`state_dict`, no name), and anything when the caller asks for `output_loading_info` to see what is
+        missing. Here, in the file that travels with the weights, so that remote-code loads refuse them too."""
+        model, loading_info = super().from_pretrained(
+            pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
+        )
+        if output_loading_info:
+            return model, loading_info
+        base_prefix = "" if model is model.base_model else f"{model.base_model_prefix}."
+        saved_from_this_class = cls.__name__ in (model.config.architectures or [])
+        missing = loading_info["missing_keys"]
+        refused = sorted(key for key in missing if saved_from_this_class or key.startswith(base_prefix))
+        if refused and pretrained_model_name_or_path is not None:
+            raise ValueError(
+                f"the weights of {os.fspath(pretrained_model_name_or_path)} lack {len(refused)} of the {cls.__name__} "
+                f"tensors (missing: {', '.join(refused[:5])}{', ...' if len(refused) > 5 else ''}); they are incomplete"
+                " or belong to another model"
+            )
+        return model
 
 
 class SimpleS2SModel(SimpleS2SPreTrainedModel):
