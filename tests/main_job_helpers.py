@@ -22,7 +22,7 @@ def save_tiny_translator(directory: Path, **overrides) -> Path:
     """An untrained model and the Multi30k test tokenizer, saved together as `simple-s2s-train` would."""
     tokenizer = make_tokenizer("multi30k")
     model = tiny_translation_model(len(tokenizer), **overrides)
-    model.generation_config.max_length = 12  # an untrained model never stops on its own
+    model.generation_config.max_new_tokens = 11  # an untrained model never stops on its own
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory

@@ -193,6 +193,8 @@ def read_argument_file(path: str) -> dict[str, Any]:
 
 def check_output_dir(output_dir: Path, job_args: MainJobArguments) -> str | None:
     """Refuse an --output_dir that holds something else; returns the checkpoint to resume from, if any."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UsageError(f"--output_dir {output_dir} is a file, not a folder")
     if not (output_dir.is_dir() and any(output_dir.iterdir())):
         if job_args.resume:
             raise UsageError(f"--resume: nothing to resume in {output_dir}")

@@ -1,6 +1,7 @@
 """The job's evaluation: BLEU/chrF while training (greedy) and at the end (greedy against beam search, the winner kept
 as the generation config), and the test samples translated with their attention plotted."""
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,15 @@ def generation_config(model, max_length: int, num_beams: int, length_penalty: fl
         pad_token_id=model.config.pad_token_id,
         decoder_start_token_id=model.config.decoder_start_token_id,
     )
+
+
+def saved_generation_config(config: GenerationConfig) -> GenerationConfig:
+    """`config` as saved with the model: its length limit as `max_new_tokens` (`max_length` counts the decoder start
+    token), so that a caller's `max_new_tokens` replaces it without generate()'s warning that both are set. (While
+    training, `max_length` stays: Seq2SeqTrainer passes its `generation_max_length` as `max_length`.)"""
+    saved = copy.deepcopy(config)
+    saved.max_new_tokens, saved.max_length = config.max_length - 1, None
+    return saved
 
 
 def compute_metrics_fn(tokenizer):
@@ -99,4 +109,11 @@ def translate_and_plot(model, tokenizer, sources: list[str], output_dir: Path) -
     return translations, paths
 
 
-__all__ = ["compute_metrics_fn", "evaluate_decodings", "format_table", "generation_config", "translate_and_plot"]
+__all__ = [
+    "compute_metrics_fn",
+    "evaluate_decodings",
+    "format_table",
+    "generation_config",
+    "saved_generation_config",
+    "translate_and_plot",
+]

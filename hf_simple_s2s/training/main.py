@@ -37,7 +37,14 @@ from .arguments import (
 from .averaging import average_and_keep_if_better
 from .callbacks import ScheduledSamplingCallback, StopAfterTime, StopOnInterrupt
 from .checkpoints import last_complete_checkpoint, save_pretrained_atomically
-from .evaluation import compute_metrics_fn, evaluate_decodings, format_table, generation_config, translate_and_plot
+from .evaluation import (
+    compute_metrics_fn,
+    evaluate_decodings,
+    format_table,
+    generation_config,
+    saved_generation_config,
+    translate_and_plot,
+)
 
 
 def load_splits(job_args: MainJobArguments) -> dict[str, Dataset]:
@@ -73,7 +80,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"simple-s2s-train: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     if resume_from is None:
-        start_output_dir(output_dir, job_args)
+        try:
+            start_output_dir(output_dir, job_args)
+        except OSError as error:  # read-only, below a file, ...
+            print(
+                f"simple-s2s-train: error: cannot write --output_dir {output_dir}: {error.strerror}", file=sys.stderr
+            )
+            raise SystemExit(2) from None
     started = time.perf_counter()
     set_seed(training_args.seed)
     if job_args.torch_threads:
@@ -88,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             vocab_size=job_args.vocab_size,
             model=job_args.tokenizer_model,
         )
+        tokenizer.model_max_length = job_args.max_source_length  # what translating cuts longer sources to
         tokenizer.save_pretrained(output_dir)
     else:
         tokenizer = AutoTokenizer.from_pretrained(output_dir)
@@ -142,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     evaluation, best_generation_config = evaluate_decodings(
         model, tokenizer, {"validation": splits["validation"], "test": splits["test"]}, job_args, training_args
     )
-    model.generation_config = best_generation_config
+    model.generation_config = saved_generation_config(best_generation_config)
     # model.safetensors, config (auto_map), model code, generation config; crash-safe (the tokenizer is saved already)
     save_pretrained_atomically(model, str(output_dir))
 

@@ -39,16 +39,16 @@ def test_batched_translation_equals_one_by_one(translator, num_beams):
 
 def test_the_saved_generation_config_is_used_unless_overridden(translator):
     model, tokenizer = translator
-    assert model.generation_config.max_length == 12  # from generation_config.json
+    assert model.generation_config.max_new_tokens == 11  # from generation_config.json
     inputs = tokenizer(SENTENCES[:2], return_tensors="pt", padding=True)
 
     def decoded(sequences):
         return [text.strip() for text in tokenizer.batch_decode(sequences, skip_special_tokens=True)]
 
     default = translate(SENTENCES[:2], model, tokenizer)
-    assert default == decoded(model.generate(**inputs, max_length=12))
-    longer = translate(SENTENCES[:2], model, tokenizer, max_length=20)
-    assert longer == decoded(model.generate(**inputs, max_length=20))
+    assert default == decoded(model.generate(**inputs, max_new_tokens=11))
+    longer = translate(SENTENCES[:2], model, tokenizer, max_new_tokens=19)
+    assert longer == decoded(model.generate(**inputs, max_new_tokens=19))
     assert any(len(long) > len(short) for long, short in zip(longer, default, strict=True))
 
 

@@ -1,7 +1,9 @@
 """The main-job script end to end on a few hundred sentences, its arguments, its one-line errors, Ctrl-C and --resume."""
 
 import json
+import os
 import signal
+from pathlib import Path
 
 import pytest
 import torch
@@ -92,7 +94,9 @@ def test_metrics_hold_greedy_and_beam_scores_and_the_winner_is_the_generation_co
     assert metrics["selected_decoding"] == max(validation, key=lambda decoding: validation[decoding]["bleu"])
     generation = json.loads((finished_run / "generation_config.json").read_text())
     assert generation.get("num_beams", 1) == (2 if metrics["selected_decoding"] == "beam2" else 1)
-    assert generation["max_length"] == 10 and generation["decoder_start_token_id"] == 1
+    # --max_target_length 10 less the decoder start token, as `max_new_tokens`: a caller's replaces it without a warning
+    assert generation["max_new_tokens"] == 9 and "max_length" not in generation
+    assert generation["decoder_start_token_id"] == 1
     assert metrics["dataset_sizes"] == {"train": NUM_TRAIN, "validation": 6, "test": 6}
 
 
@@ -120,13 +124,17 @@ def test_model_card_metadata_holds_the_test_scores(finished_run):
     assert "![attention](plots/attention_0.png)" in card.text
 
 
-def test_saved_model_reloads_with_auto_classes_and_translates_as_during_the_run(finished_run):
+def test_saved_model_reloads_with_auto_classes_and_translates_as_during_the_run(finished_run, caplog):
     metrics = json.loads((finished_run / "metrics.json").read_text())
     tokenizer = AutoTokenizer.from_pretrained(finished_run)
     model = AutoModelForSeq2SeqLM.from_pretrained(finished_run).eval()
     sources = [sample["source"] for sample in metrics["samples"]]
     assert sources == GERMAN[6:8]
     assert translate(sources, model, tokenizer) == [sample["translation"] for sample in metrics["samples"]]
+    assert tokenizer.model_max_length == 64  # --max_source_length: where translating cuts a longer source
+    caplog.clear()
+    model.generate(**tokenizer(sources, return_tensors="pt", padding=True), max_new_tokens=3)
+    assert not caplog.records  # no "Both `max_new_tokens` and `max_length` seem to have been set"
 
 
 def test_presets_fill_in_what_the_command_line_and_file_leave_out(tmp_path):
@@ -237,6 +245,21 @@ def test_an_output_dir_holding_something_else_is_refused(tmp_path, capsys):
     (foreign / "config.json").write_text("{}")
     assert "is not empty and holds no run of this script" in run_expecting_error([f"--output_dir={foreign}"], capsys)
     assert (foreign / "config.json").read_text() == "{}"
+
+
+def test_an_output_dir_that_is_a_file_or_read_only_is_one_line(tmp_path, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    assert f"--output_dir {a_file} is a file, not a folder" in run_expecting_error([f"--output_dir={a_file}"], capsys)
+    below_a_file = a_file / "model"
+    assert f"cannot write --output_dir {below_a_file}: " in run_expecting_error(
+        [f"--output_dir={below_a_file}"], capsys
+    )
+    read_only = tmp_path / "read_only"
+    read_only.mkdir(mode=0o500)
+    # root writes into a 0o500 folder; sysfs is read-only for everyone
+    target = read_only / "model" if not os.access(read_only, os.W_OK) else Path("/sys/simple-s2s-model")
+    assert f"cannot write --output_dir {target}: " in run_expecting_error([f"--output_dir={target}"], capsys)
 
 
 def test_ctrl_c_keeps_a_checkpoint_and_resume_continues_it(data_dir, tmp_path, monkeypatch, capsys):
