@@ -8,6 +8,7 @@ import torch
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .data import MULTI30K_DIR
+from .inference.pipeline import HUB_TASK
 
 TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "model_cards" / "simple_s2s_translation.md"
 LANGUAGE_NAMES = {"de": "German", "en": "English", "fr": "French", "cs": "Czech"}
@@ -77,7 +78,7 @@ def build_model_card(
         license_name="multi30k-non-commercial" if is_multi30k else None,
         license_link="https://github.com/multi30k/dataset" if is_multi30k else None,
         library_name="transformers",
-        pipeline_tag="translation",
+        pipeline_tag=HUB_TASK,  # the Hub's task; the pipeline that runs it travels in the config (`share_pipeline`)
         tags=["translation", "seq2seq", "gru", "attention", "simple_s2s", f"{src}-{tgt}"],
         datasets=[dataset_type],
         metrics=["bleu", "chrf"],

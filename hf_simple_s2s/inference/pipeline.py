@@ -1,15 +1,31 @@
 """A `pipeline()` task that translates with SimpleS2S, in place of the `translation` task transformers 5 removed.
 
-`import hf_simple_s2s` registers it, so `pipeline(TASK, model=folder_or_hub_name)` works. Inputs and outputs are those
-of the removed `TranslationPipeline`: a string gives `[{"translation_text": ...}]`, a list of strings gives one such
-dict per string; generation kwargs (`num_beams`, `max_new_tokens`, ...) go to `generate()`.
+`import hf_simple_s2s` registers it, so `pipeline(TASK, model=folder_or_hub_name)` works. A folder saved after
+`share_pipeline` also carries this file: `pipeline(model=folder_or_hub_name, trust_remote_code=True)` then works without
+the package. Inputs and outputs are those of the removed `TranslationPipeline`: a string gives
+`[{"translation_text": ...}]`, a list of strings gives one such dict per string; generation kwargs (`num_beams`,
+`max_new_tokens`, ...) go to `generate()`. This file imports only torch and transformers: it travels with the model.
 """
 
+import os
+from pathlib import Path
+
 import torch
-from transformers import AutoModelForSeq2SeqLM, GenerationConfig, Pipeline
+from transformers import AutoModelForSeq2SeqLM, GenerationConfig, Pipeline, PreTrainedModel
+from transformers.dynamic_module_utils import custom_object_save
 from transformers.pipelines import PIPELINE_REGISTRY
 
 TASK = "simple-s2s-translation"
+# The task of the pipeline that travels with a model (the config's `custom_pipelines`) and the model card's
+# `pipeline_tag`: the Hub's name for it. transformers 5 removed its own `translation` pipeline; a model's custom
+# pipeline of that name comes first, so `pipeline("translation", model=..., trust_remote_code=True)` works too.
+HUB_TASK = "translation"
+
+
+def valid_text(text: str) -> str:
+    """`text` with lone surrogates (a caller's string, undecodable bytes in `sys.argv`) replaced by U+FFFD: the
+    tokenizer cannot encode them."""
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 class SimpleS2STranslationPipeline(Pipeline):
@@ -44,7 +60,10 @@ class SimpleS2STranslationPipeline(Pipeline):
         return results
 
     def preprocess(self, text: str) -> dict[str, torch.Tensor]:
-        return self.tokenizer(text, return_tensors="pt")
+        # Cut at the source length the tokenizer was saved with (a training run saves its `max_source_length`); one
+        # saved without (`model_max_length` ~1e30) would only warn that it cannot.
+        truncation = self.tokenizer.model_max_length < 10**9
+        return self.tokenizer(valid_text(text), truncation=truncation, return_tensors="pt")
 
     def _forward(self, model_inputs: dict[str, torch.Tensor], **generate_kwargs) -> dict[str, torch.Tensor]:
         batch_size = model_inputs["input_ids"].shape[0]
@@ -70,4 +89,20 @@ def register_pipeline() -> None:
     )
 
 
-__all__ = ["TASK", "SimpleS2STranslationPipeline", "register_pipeline"]
+def share_pipeline(model: PreTrainedModel, folder: str | os.PathLike) -> None:
+    """Make this pipeline travel with `model` into `folder` (a Hub repository once pushed), as transformers'
+    `Pipeline.save_pretrained` shares a custom pipeline: the task in the config's `custom_pipelines` and this file
+    beside the model, so that `pipeline(model=folder, trust_remote_code=True)` works without this package. Call it
+    before `model.save_pretrained(folder)`."""
+    model.config.custom_pipelines = {
+        HUB_TASK: {
+            "impl": f"{Path(__file__).stem}.{SimpleS2STranslationPipeline.__name__}",
+            "pt": (AutoModelForSeq2SeqLM.__name__,),
+            "type": "text",
+        }
+    }
+    os.makedirs(folder, exist_ok=True)
+    custom_object_save(SimpleS2STranslationPipeline, folder)
+
+
+__all__ = ["HUB_TASK", "TASK", "SimpleS2STranslationPipeline", "register_pipeline", "share_pipeline", "valid_text"]

@@ -17,6 +17,7 @@ from transformers.utils import logging as transformers_logging
 import hf_simple_s2s  # noqa: F401  (registers the model with the Auto classes)
 
 from .ensemble import SimpleS2SEnsemble
+from .pipeline import valid_text
 
 # For a tokenizer saved without a source length (`model_max_length` is then ~1e30): a longer source costs memory in
 # proportion to its length (a 1 MB line took 3 GB greedy), and no training sentence comes near it.
@@ -40,12 +41,6 @@ def load_translator(
     else:
         model = AutoModelForSeq2SeqLM.from_pretrained(names[0])
     return model.to(device or "cpu").eval(), tokenizer
-
-
-def valid_text(text: str) -> str:
-    """`text` with lone surrogates (from undecodable bytes in `sys.argv`, or a caller's string) replaced by U+FFFD,
-    which the tokenizer cannot encode."""
-    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def one_line(text: str) -> str:

@@ -22,6 +22,7 @@ from transformers import AutoTokenizer, DataCollatorForSeq2Seq, Seq2SeqTrainer
 from transformers.trainer_utils import set_seed
 
 from ..data import load_parallel_corpus
+from ..inference.pipeline import share_pipeline
 from ..metrics import bleu_signature
 from ..model_card import write_model_card
 from ..models.simple_s2s import SimpleS2SConfig, SimpleS2SForConditionalGeneration
@@ -158,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     model.generation_config = saved_generation_config(best_generation_config)
     # model.safetensors, config (auto_map), model code, generation config; crash-safe (the tokenizer is saved already)
+    share_pipeline(model, output_dir)  # pipeline(model=folder, trust_remote_code=True) without the package
     save_pretrained_atomically(model, str(output_dir))
 
     test_pairs = splits["test"].select(range(min(job_args.num_samples, len(splits["test"]))))["translation"]

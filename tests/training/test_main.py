@@ -69,6 +69,7 @@ def test_run_writes_every_artefact(finished_run):
         "configuration_simple_s2s.py",
         "modeling_simple_s2s.py",
         "generation_config.json",
+        "pipeline.py",
         "tokenizer.json",
         "tokenizer_config.json",
         "metrics.json",
@@ -81,6 +82,7 @@ def test_run_writes_every_artefact(finished_run):
         assert list((finished_run / "runs").glob("*/events.out.tfevents.*")), "no TensorBoard log"
     config = json.loads((finished_run / "config.json").read_text())
     assert set(config["auto_map"]) == {"AutoConfig", "AutoModel", "AutoModelForSeq2SeqLM"}
+    assert set(config["custom_pipelines"]) == {"translation"}  # the card's pipeline_tag
 
 
 def test_metrics_hold_greedy_and_beam_scores_and_the_winner_is_the_generation_config(finished_run):
@@ -122,6 +124,10 @@ def test_model_card_metadata_holds_the_test_scores(finished_run):
     assert values["BLEU (sacreBLEU, cased)"] == round(selected["bleu"], 2)
     assert values["chrF"] == round(selected["chrf"], 2)
     assert "![attention](plots/attention_0.png)" in card.text
+    # the Hub's task, which the folder's own pipeline runs (transformers 5 has none of that name)
+    assert card.data.pipeline_tag == next(
+        iter(json.loads((finished_run / "config.json").read_text())["custom_pipelines"])
+    )
 
 
 def test_saved_model_reloads_with_auto_classes_and_translates_as_during_the_run(finished_run, caplog):
