@@ -106,3 +106,10 @@ def test_very_large_num_beams(tokenizer, text_model):
 def test_max_new_tokens_zero_is_refused_clearly(tokenizer, text_model):
     with pytest.raises(ValueError, match="max_new_tokens"):
         translate_ids(text_model, tokenizer, ["the cat"], max_new_tokens=0)
+
+
+@pytest.mark.parametrize("kwargs", [dict(num_beams=0), dict(num_beams=-2), dict(num_return_sequences=0)], ids=str)
+def test_a_count_below_one_is_refused_naming_it(tokenizer, text_model, kwargs):
+    ((name, value),) = kwargs.items()
+    with pytest.raises(ValueError, match=f"`{name}` must be an integer >= 1, got {value}"):
+        translate_ids(text_model, tokenizer, ["the cat"], **kwargs)

@@ -817,6 +817,14 @@ class SimpleS2SForConditionalGeneration(SimpleS2SPreTrainedModel, GenerationMixi
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
 
+    def _validate_generation_mode(self, generation_mode, generation_config, generation_mode_kwargs) -> None:
+        # transformers takes a count below 1 as it comes: a ZeroDivisionError (0) or a negative tensor size (-2)
+        for name in ("num_beams", "num_return_sequences"):
+            value = getattr(generation_config, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}")
+        super()._validate_generation_mode(generation_mode, generation_config, generation_mode_kwargs)
+
     def create_masks_for_generate(self, **kwargs) -> None:
         # generate() builds causal masks for compileable caches; a recurrent decoder is causal by construction.
         return None
