@@ -91,6 +91,7 @@ def test_quality_of_trained_folders(tmp_path):
         ("bench_memory", []),
         ("bench_quality", []),
         ("bench_device", []),
+        ("bench_startup", []),
     ],
 )
 def test_quick_run_writes_the_harness_record(script, arguments, tmp_path):
