@@ -92,7 +92,7 @@ def translate(
                 warnings.warn(
                     f"sentence {i + 1} is longer than {max_length} tokens; only its first {max_length} count",
                     InputWarning,
-                    stacklevel=2,
+                    stacklevel=3,  # the caller of translate(), past torch.no_grad's wrapper
                 )
         # attention_mask must be passed: generate does not infer it for encoder-decoders
         output_ids = model.generate(**inputs, **generate_kwargs)
