@@ -231,3 +231,18 @@ def test_fuzz_any_bytes_on_stdin_give_one_line_per_input_line(model_dir, data):
     out, err = run_cli([str(model_dir), "--max_new_tokens", "3", "--num_beams", "1"], data)
     assert out.count("\n") == expected, (out, err)
     assert all(line.startswith("simple-s2s-translate: warning: ") for line in err.splitlines()), err
+
+
+def test_max_new_tokens_on_a_folder_saved_with_max_length_is_taken_without_a_warning(model_dir, tmp_path, caplog):
+    """Folders saved before the job saved `max_new_tokens` fix `max_length`; generate() warned on every batch."""
+    folder = tmp_path / "old"
+    shutil.copytree(model_dir, folder)
+    config = json.loads((folder / "generation_config.json").read_text())
+    config.pop("max_new_tokens")
+    (folder / "generation_config.json").write_text(json.dumps({**config, "max_length": 12}))
+    model, tokenizer = load_translator(str(folder))
+    inputs = tokenizer(SENTENCES[:2], return_tensors="pt", padding=True)
+    expected = tokenizer.batch_decode(model.generate(**inputs, max_new_tokens=3), skip_special_tokens=True)
+    caplog.clear()
+    assert translate(SENTENCES[:2], model, tokenizer, max_new_tokens=3) == [text.strip() for text in expected]
+    assert not caplog.records  # no "Both `max_new_tokens` (=3) and `max_length`(=12) seem to have been set"
