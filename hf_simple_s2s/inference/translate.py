@@ -79,7 +79,7 @@ def translate(
         # A folder saved with `max_length` (before the training job saved `max_new_tokens`): `max_new_tokens` wins
         # either way, but generate() would warn on every batch that both are set.
         generate_kwargs.setdefault("max_length", None)
-    texts = [valid_text(text) for text in texts]
+    texts = [one_line(valid_text(text)) for text in texts]  # a form feed or U+2028 inside a source is a space
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     translations = [""] * len(texts)
     for start in range(0, len(order), batch_size):

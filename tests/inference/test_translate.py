@@ -125,6 +125,8 @@ def test_n_lines_in_give_n_lines_out_paired_with_their_sources(model_dir, transl
     assert out.count("\n") == 3
     assert out.splitlines() == translate(lines, *translator, num_beams=1)
     assert out.splitlines()[2] == translate([SENTENCES[3]], *translator, num_beams=1)[0]
+    # inside a line, the break is a space
+    assert out.splitlines()[1] == translate([f"{SENTENCES[1]} {SENTENCES[2]}"], *translator, num_beams=1)[0]
 
 
 def test_invalid_utf8_is_translated_with_replacement_characters_and_a_warning(model_dir, translator, tmp_path):
