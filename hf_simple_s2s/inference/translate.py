@@ -213,11 +213,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         warnings.simplefilter("always", InputWarning)
         warnings.showwarning = lambda message, *_, **__: print(f"{parser.prog}: warning: {message}", file=sys.stderr)
         texts = read_texts(parser, args)
-        progress_bars = transformers_logging.is_progress_bar_enabled()
-        transformers_logging.disable_progress_bar()  # no "Loading weights" bar on every call
+        # No "Loading weights" bar on every call, and no loading report before the one-line error about a damaged folder
+        progress_bars, verbosity = transformers_logging.is_progress_bar_enabled(), transformers_logging.get_verbosity()
+        transformers_logging.disable_progress_bar()
+        transformers_logging.set_verbosity_error()
         try:
             model, tokenizer = load_or_exit(parser, args)
         finally:
+            transformers_logging.set_verbosity(verbosity)
             if progress_bars:
                 transformers_logging.enable_progress_bar()
         generate_kwargs = {
