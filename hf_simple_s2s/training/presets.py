@@ -32,19 +32,22 @@ PRESETS: dict[str, dict[str, Any]] = {
         save_steps=900,
         logging_steps=50,
     ),
-    # The classic Multi30k baseline (emb 256, bi-GRU 512, decoder 512, Bahdanau attention): ~20M parameters.
+    # The classic Multi30k baseline's layers (bi-GRU 512, decoder 512, Bahdanau attention) with 512-wide embeddings:
+    # 16.9M parameters, under the baseline's 20.5M. Chosen on validation (docs/training.md): emb 512, dropout 0.4 and
+    # lr 2e-3 for 8 epochs gave 41.17 validation / 41.06 test lower-cased BLEU (beam 5, seed 42), against 39.30 test
+    # for emb 256, dropout 0.3, lr 1e-3 in 15 epochs; 8 epochs (1,816 steps) fit in under an hour on 2 CPU cores.
     "full": dict(
         output_dir="outputs/multi30k-full",
         vocab_size=8000,
-        embedding_size=256,
+        embedding_size=512,
         hidden_size=512,
         attention_type="bahdanau",
-        dropout=0.3,
+        dropout=0.4,
         num_beams=5,
-        num_train_epochs=15,
+        num_train_epochs=8,
         per_device_train_batch_size=128,
         per_device_eval_batch_size=128,
-        learning_rate=1e-3,
+        learning_rate=2e-3,
         warmup_steps=0.03,
         eval_steps=500,
         save_steps=500,
