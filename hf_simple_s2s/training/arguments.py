@@ -7,6 +7,7 @@ import dataclasses
 import inspect
 import io
 import json
+import os
 import shutil
 import textwrap
 import tokenize
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from accelerate.utils import get_cpu_distributed_information, str_to_bool
 from transformers import HfArgumentParser, PreTrainedConfig, Seq2SeqTrainingArguments
 
 from ..data import MULTI30K_DIR
@@ -150,6 +152,7 @@ class OneLineArgumentParser(HfArgumentParser):
 
 def parse_arguments(argv: Sequence[str]) -> tuple[MainJobArguments, Seq2SeqTrainingArguments]:
     """Command line over file over preset over defaults; the file is an optional first argument (.json/.yaml)."""
+    check_launch()
     argv = list(argv)
     file_values: dict[str, Any] = {}
     if argv and argv[0].endswith(CONFIG_SUFFIXES) and not argv[0].startswith("-"):
@@ -176,6 +179,17 @@ def parse_arguments(argv: Sequence[str]) -> tuple[MainJobArguments, Seq2SeqTrain
     if job_args.average_checkpoints and training_args.save_total_limit is not None:  # the last K, and the best
         training_args.save_total_limit = max(training_args.save_total_limit, job_args.average_checkpoints + 1)
     return job_args, training_args
+
+
+def check_launch() -> None:
+    """Refuse `accelerate launch --cpu --num_processes N`: without `--mpirun_hostfile` accelerate starts one process
+    (it sets MASTER_ADDR for the N it was asked for, but no WORLD_SIZE), which would train alone."""
+    several_asked = str_to_bool(os.environ.get("ACCELERATE_USE_CPU", "false")) and "MASTER_ADDR" in os.environ
+    if several_asked and get_cpu_distributed_information().world_size == 1:
+        raise UsageError(
+            "accelerate launch --cpu starts one process unless given --mpirun_hostfile; for N processes on CPUs run "
+            "`accelerate launch --multi_gpu --num_processes N ...` (gloo without a GPU) or `torchrun --nproc_per_node N ...`"
+        )
 
 
 def read_argument_file(path: str) -> dict[str, Any]:
@@ -238,6 +252,7 @@ __all__ = [
     "MODEL_FIELDS",
     "MainJobArguments",
     "UsageError",
+    "check_launch",
     "check_output_dir",
     "parse_arguments",
     "start_output_dir",

@@ -5,6 +5,8 @@ import signal
 import sys
 import time
 
+import torch
+import torch.distributed as dist
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 
@@ -35,6 +37,16 @@ class ScheduledSamplingCallback(TrainerCallback):
             state.log_history[-1]["teacher_forcing_ratio"] = model.teacher_forcing_ratio
 
 
+def on_any_process(flag: bool, device: torch.device) -> bool:
+    """True on every process when `flag` is True on any: all processes of a distributed run must stop at the same
+    step (one leaving the loop alone would leave the others waiting in the next gradient all-reduce)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    flags = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+    return bool(flags.item())
+
+
 class StopOnInterrupt(TrainerCallback):
     """The first Ctrl-C ends training after the current step with a checkpoint; a second one stops at once."""
 
@@ -51,6 +63,7 @@ class StopOnInterrupt(TrainerCallback):
         print("\nInterrupted: saving a checkpoint after this step (Ctrl-C again to stop at once)", file=sys.stderr)
 
     def on_step_end(self, args, state, control, **kwargs):
+        self.interrupted = on_any_process(self.interrupted, args.device)  # Ctrl-C reaches the processes at any step
         if self.interrupted:
             control.should_save = True
             control.should_training_stop = True
@@ -74,7 +87,8 @@ class StopAfterTime(TrainerCallback):
         self.started = self.clock()
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.clock() - self.started >= self.limit_s and state.global_step < state.max_steps:
+        out_of_time = on_any_process(self.clock() - self.started >= self.limit_s, args.device)
+        if out_of_time and state.global_step < state.max_steps:
             self.stopped_at_step = state.global_step
             control.should_evaluate = args.eval_strategy != "no"
             control.should_save = True

@@ -11,12 +11,15 @@ plots, model card; everything lands in `--output_dir`.
 
 import dataclasses
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import torch
+from accelerate import PartialState
 from datasets import Dataset
 from transformers import AutoTokenizer, DataCollatorForSeq2Seq, Seq2SeqTrainer
 from transformers.trainer_utils import set_seed
@@ -46,6 +49,7 @@ from .evaluation import (
     saved_generation_config,
     translate_and_plot,
 )
+from .sampling import LengthGroupedSeq2SeqTrainer
 
 
 def load_splits(job_args: MainJobArguments) -> dict[str, Dataset]:
@@ -70,42 +74,9 @@ def build_model(
     return SimpleS2SForConditionalGeneration(config)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    try:
-        job_args, training_args = parse_arguments(sys.argv[1:] if argv is None else argv)
-        output_dir = Path(training_args.output_dir)
-        resume_from = check_output_dir(output_dir, job_args)
-        splits = load_splits(job_args)
-    except (UsageError, FileNotFoundError, ValueError) as error:
-        # FileNotFoundError/ValueError here come from the data files, named in the message
-        print(f"simple-s2s-train: error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
-    if resume_from is None:
-        try:
-            start_output_dir(output_dir, job_args)
-        except OSError as error:  # read-only, below a file, ...
-            print(
-                f"simple-s2s-train: error: cannot write --output_dir {output_dir}: {error.strerror}", file=sys.stderr
-            )
-            raise SystemExit(2) from None
-    started = time.perf_counter()
-    set_seed(training_args.seed)
-    if job_args.torch_threads:
-        torch.set_num_threads(job_args.torch_threads)
+def tokenize_splits(splits: dict[str, Dataset], tokenizer, job_args: MainJobArguments) -> dict[str, Dataset]:
+    """The train and validation splits as `input_ids`/`labels`, for the Trainer."""
     src, tgt = job_args.source_lang, job_args.target_lang
-
-    # Tokenizer: trained on the training split's both sides, saved at once so that --resume reuses it.
-    if resume_from is None:
-        pairs = splits["train"]["translation"]
-        tokenizer = train_tokenizer(
-            [p[src] for p in pairs] + [p[tgt] for p in pairs],
-            vocab_size=job_args.vocab_size,
-            model=job_args.tokenizer_model,
-        )
-        tokenizer.model_max_length = job_args.max_source_length  # what translating cuts longer sources to
-        tokenizer.save_pretrained(output_dir)
-    else:
-        tokenizer = AutoTokenizer.from_pretrained(output_dir)
 
     def preprocess(batch):
         return tokenizer(
@@ -115,22 +86,20 @@ def main(argv: Sequence[str] | None = None) -> None:
             truncation=True,
         )
 
-    tokenized = {
+    return {
         name: splits[name].map(preprocess, batched=True, remove_columns=["translation"])
         for name in ("train", "validation")
     }
 
-    # The model smooths its own loss (config.label_smoothing): Seq2SeqTrainer's `label_smoothing_factor` would take
-    # the labels away from the forward, and the coverage loss and scheduled sampling with them.
-    model = build_model(job_args, vocab_size=len(tokenizer), label_smoothing=training_args.label_smoothing_factor)
-    model.generation_config = generation_config(model, job_args.max_target_length, 1)
+
+def build_trainer(
+    job_args: MainJobArguments, training_args, model, tokenizer, tokenized: dict[str, Dataset], callbacks=()
+) -> Seq2SeqTrainer:
+    # The model smooths its own loss (`build_model`), so the Trainer's smoother is off.
     trainer_args = dataclasses.replace(
         training_args, label_smoothing_factor=0.0, generation_max_length=job_args.max_target_length
     )
-    interrupt = StopOnInterrupt()
-    time_limit = StopAfterTime(60 * job_args.max_train_minutes) if job_args.max_train_minutes else None
-    scheduled_sampling = ScheduledSamplingCallback() if job_args.scheduled_sampling != "none" else None
-    trainer = Seq2SeqTrainer(
+    return LengthGroupedSeq2SeqTrainer(
         model=model,
         args=trainer_args,
         train_dataset=tokenized["train"],
@@ -138,16 +107,77 @@ def main(argv: Sequence[str] | None = None) -> None:
         data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
         processing_class=tokenizer,
         compute_metrics=compute_metrics_fn(tokenizer),
-        callbacks=[callback for callback in (interrupt, time_limit, scheduled_sampling) if callback is not None],
+        callbacks=list(callbacks),
     )
-    print(f"{model.num_parameters():,} parameters; training on {len(tokenized['train']):,} pairs")
+
+
+def exit_with_error(error: Exception | str, code: int = 2) -> NoReturn:
+    if int(os.environ.get("RANK", "0")) == 0:  # one line, not one per process
+        print(f"simple-s2s-train: error: {error}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    try:
+        job_args, training_args = parse_arguments(sys.argv[1:] if argv is None else argv)
+        # Under torchrun / accelerate every process runs this; only the main one writes files and prints. Finding the
+        # process index sets up the process group.
+        is_main = training_args.process_index == 0
+        output_dir = Path(training_args.output_dir)
+        resume_from = check_output_dir(output_dir, job_args)
+        splits = load_splits(job_args)
+    except (UsageError, FileNotFoundError, ValueError) as error:
+        exit_with_error(error)  # FileNotFoundError/ValueError here come from the data files, named in the message
+    PartialState().wait_for_everyone()  # every process has checked the folder before the main one changes it
+    started = time.perf_counter()
+    set_seed(training_args.seed)
+    if job_args.torch_threads:
+        torch.set_num_threads(job_args.torch_threads)
+    src, tgt = job_args.source_lang, job_args.target_lang
+
+    # Tokenizer: trained on the training split's both sides, saved at once so that --resume (and the other
+    # processes) reuse it.
+    with training_args.main_process_first(local=False, desc="tokenizer"):
+        if resume_from is None and is_main:
+            try:
+                start_output_dir(output_dir, job_args)
+            except OSError as error:  # read-only, below a file, ...
+                exit_with_error(f"cannot write --output_dir {output_dir}: {error.strerror}")
+            pairs = splits["train"]["translation"]
+            tokenizer = train_tokenizer(
+                [p[src] for p in pairs] + [p[tgt] for p in pairs],
+                vocab_size=job_args.vocab_size,
+                model=job_args.tokenizer_model,
+            )
+            tokenizer.model_max_length = job_args.max_source_length  # what translating cuts longer sources to
+            tokenizer.save_pretrained(output_dir)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(output_dir)
+
+    tokenized = tokenize_splits(splits, tokenizer, job_args)
+    # The model smooths its own loss (config.label_smoothing): Seq2SeqTrainer's `label_smoothing_factor` would take
+    # the labels away from the forward, and the coverage loss and scheduled sampling with them.
+    model = build_model(job_args, vocab_size=len(tokenizer), label_smoothing=training_args.label_smoothing_factor)
+    model.generation_config = generation_config(model, job_args.max_target_length, 1)
+    interrupt = StopOnInterrupt()
+    time_limit = StopAfterTime(60 * job_args.max_train_minutes) if job_args.max_train_minutes else None
+    scheduled_sampling = ScheduledSamplingCallback() if job_args.scheduled_sampling != "none" else None
+    callbacks = [callback for callback in (interrupt, time_limit, scheduled_sampling) if callback is not None]
+    trainer = build_trainer(job_args, training_args, model, tokenizer, tokenized, callbacks)
+    if is_main:
+        processes = f" in {training_args.world_size} processes" if training_args.world_size > 1 else ""
+        print(f"{model.num_parameters():,} parameters; training on {len(tokenized['train']):,} pairs{processes}")
     train_result = trainer.train(resume_from_checkpoint=resume_from)
     if interrupt.interrupted:
-        checkpoint = last_complete_checkpoint(output_dir)
-        print(
-            f"Stopped; last checkpoint: {checkpoint}. Continue with the same command plus --resume.", file=sys.stderr
-        )
+        if is_main:
+            checkpoint = last_complete_checkpoint(output_dir)
+            print(
+                f"Stopped; last checkpoint: {checkpoint}. Continue with the same command plus --resume.",
+                file=sys.stderr,
+            )
         raise SystemExit(130)
+    if not is_main:
+        return  # the final evaluation, files and printing are the main process's; it scores what one process would
 
     # The best checkpoint (loaded back by the Trainer), or the mean of the last K if that is better on validation.
     k = job_args.average_checkpoints

@@ -1,5 +1,6 @@
 """The main job's presets: the values a run starts from, under the argument file and the command line."""
 
+import os
 from typing import Any
 
 import torch
@@ -71,6 +72,9 @@ COMMON_TRAINING_DEFAULTS: dict[str, Any] = dict(
     report_to="tensorboard" if is_tensorboard_available() else "none",
     seed=42,
     dataloader_pin_memory=torch.cuda.is_available(),
+    # Started by torchrun / `accelerate launch --multi_gpu` on a machine without a GPU: accelerate sets up gloo
+    # data parallelism only with `use_cpu` (otherwise each process trains its own copy into the same folder).
+    use_cpu=not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1,
 )
 
 __all__ = ["COMMON_TRAINING_DEFAULTS", "PRESETS"]

@@ -1,5 +1,6 @@
 """Training runs unchanged under `torchrun` (DDP, gloo, 2 CPU processes): the loss goes down, the replicas stay
-identical, and the result matches a single process with the same global batch."""
+identical, and the result matches a single process with the same global batch. The main job itself runs data-parallel
+without extra flags, writes and prints once, and evaluates as one process would."""
 
 import json
 import os
@@ -9,8 +10,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from main_job_helpers import tiny_run_args, write_small_corpus
 from reversal_task import loss_curve, make_trainer
 from safetensors.torch import load_file
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+from hf_simple_s2s.data import load_parallel_corpus
+from hf_simple_s2s.training.arguments import UsageError, check_launch, parse_arguments
+from hf_simple_s2s.training.main import build_trainer, tokenize_splits
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Same-length sequences without dropout: every example has the same number of target tokens, so the mean of the
@@ -25,11 +32,14 @@ def task_arguments(per_device_batch_size: int) -> list[str]:
     return arguments + [f"--batch_size={per_device_batch_size}"]
 
 
+ENV = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+
+
 def launch(launcher: list[str], output_dir: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     script = [str(REPO_ROOT / "tests" / "reversal_task.py"), f"--output_dir={output_dir}"]
     script += [f"--dump_replicas={output_dir}", *task_arguments(per_device_batch_size=4)]
-    result = subprocess.run(launcher + script, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(launcher + script, env=ENV, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
 
 
@@ -52,8 +62,7 @@ def assert_matches_single_process(output_dir: Path, tmp_path: Path) -> None:
 
 
 def test_torchrun_two_cpu_processes_match_one_process(tmp_path):
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    launch(torchrun, tmp_path / "ddp")
+    launch(TORCHRUN, tmp_path / "ddp")
     assert_matches_single_process(tmp_path / "ddp", tmp_path)
 
 
@@ -64,3 +73,44 @@ def test_accelerate_launch_two_cpu_processes_match_one_process(tmp_path):
     accelerate = [str(Path(sys.executable).with_name("accelerate")), "launch", "--multi_gpu", "--num_processes=2"]
     launch(accelerate + ["--num_machines=1", "--mixed_precision=no", "--dynamo_backend=no"], tmp_path / "ddp")
     assert_matches_single_process(tmp_path / "ddp", tmp_path)
+
+
+@pytest.mark.slow
+def test_main_job_under_torchrun_is_data_parallel_writes_once_and_evaluates_as_one_process(tmp_path):
+    """The job's defaults, no `--use_cpu`: two processes share the batches, the main one alone prints and saves."""
+    data_dir, output_dir = write_small_corpus(tmp_path), tmp_path / "model"
+    # one sentence per generate() call: an untrained model's near-ties could flip with the padding of another batch
+    arguments = [*tiny_run_args(data_dir, output_dir), "--per_device_eval_batch_size=1"]
+    script = [str(REPO_ROOT / "examples" / "train_multi30k.py"), *arguments]
+    result = subprocess.run(TORCHRUN + script, env=ENV, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert result.stdout.count("training on 240 pairs in 2 processes") == 1
+    assert result.stdout.count("validation greedy") == 1, "the results table is printed once"
+    assert not list(output_dir.glob(".save_staging-*"))
+
+    state = json.loads((output_dir / "checkpoint-4" / "trainer_state.json").read_text())
+    # 240 pairs in global batches of 2 x 32: 4 steps an epoch (one process with batch 32 needs 8)
+    assert state["epoch"] == 1.0 and state["global_step"] == 4
+
+    # Evaluation during training (distributed: each process generates for a shard) equals one process's.
+    job_args, training_args = parse_arguments(arguments)
+    tokenizer = AutoTokenizer.from_pretrained(output_dir)
+    splits = load_parallel_corpus(data_dir, "de", "en")
+    model = AutoModelForSeq2SeqLM.from_pretrained(output_dir / "checkpoint-4")
+    trainer = build_trainer(job_args, training_args, model, tokenizer, tokenize_splits(splits, tokenizer, job_args))
+    one_process = trainer.evaluate()
+    logged = next(entry for entry in state["log_history"] if "eval_chrf" in entry and entry["step"] == 4)
+    assert one_process["eval_chrf"] == logged["eval_chrf"] and one_process["eval_bleu"] == logged["eval_bleu"]
+    torch.testing.assert_close(one_process["eval_loss"], logged["eval_loss"], rtol=0, atol=1e-4)
+
+
+def test_accelerate_cpu_launch_of_one_process_for_several_is_refused(monkeypatch):
+    # what `accelerate launch --cpu --num_processes 2` (no MPI hostfile) hands its single process
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "True")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    for name in ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(UsageError, match="accelerate launch --cpu starts one process"):
+        parse_arguments([])
+    monkeypatch.setenv("WORLD_SIZE", "2")  # several processes after all (mpirun)
+    check_launch()

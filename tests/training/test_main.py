@@ -8,50 +8,20 @@ from pathlib import Path
 import pytest
 import torch
 from huggingface_hub import ModelCard
-from main_job_helpers import ENGLISH, GERMAN
+from main_job_helpers import GERMAN, NUM_TRAIN, tiny_run_args, write_small_corpus
 from safetensors.torch import load_file
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, Seq2SeqTrainer
 from transformers.integrations import is_tensorboard_available
 
-from hf_simple_s2s.data import MULTI30K_DIR, read_lines
 from hf_simple_s2s.inference.translate import translate
 from hf_simple_s2s.training.arguments import MODEL_FIELDS, parse_arguments
 from hf_simple_s2s.training.callbacks import StopAfterTime
 from hf_simple_s2s.training.main import build_model, main
 
-NUM_TRAIN = 240
-
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    """A user's corpus in all three formats: train as a text pair, validation as TSV, test as JSON lines."""
-    folder = tmp_path_factory.mktemp("corpus")
-    (folder / "train.de").write_text("\n".join(read_lines(MULTI30K_DIR / "train.de.gz")[:NUM_TRAIN]) + "\n")
-    (folder / "train.en").write_text("\n".join(read_lines(MULTI30K_DIR / "train.en.gz")[:NUM_TRAIN]) + "\n")
-    (folder / "val.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in zip(GERMAN[:6], ENGLISH[:6], strict=True)))
-    records = [json.dumps({"de": s, "en": t}) for s, t in zip(GERMAN[6:12], ENGLISH[6:12], strict=True)]
-    (folder / "test.jsonl").write_text("\n".join(records) + "\n")
-    return folder
-
-
-def tiny_run_args(data_dir, output_dir, max_steps: int = 4) -> list[str]:
-    return [
-        f"--data_dir={data_dir}",
-        f"--output_dir={output_dir}",
-        "--vocab_size=200",
-        "--embedding_size=16",
-        "--hidden_size=16",
-        f"--max_steps={max_steps}",
-        "--eval_steps=2",
-        "--save_steps=2",
-        "--logging_steps=2",
-        "--per_device_train_batch_size=32",
-        "--max_target_length=10",
-        "--num_beams=2",
-        "--num_samples=2",
-        "--torch_threads=1",
-        "--disable_tqdm=true",
-    ]
+    return write_small_corpus(tmp_path_factory.mktemp("corpus"))
 
 
 @pytest.fixture(scope="module", params=["untied", "tied"])

@@ -1,0 +1,39 @@
+"""The job's training order: batches of similar lengths (transformers' `LengthGroupedSampler`), drawn from a generator
+seeded by (seed, epoch) so that a run resumed mid-epoch replays exactly the order it was interrupted in."""
+
+import torch
+from transformers import Seq2SeqTrainer
+from transformers.trainer_pt_utils import LengthGroupedSampler
+
+
+class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
+    """`LengthGroupedSampler` whose permutation depends on `seed + epoch` alone.
+
+    transformers' own draws from the global torch RNG when an epoch starts, whose state there depends on every dropout
+    mask drawn before; a run resumed mid-epoch restores that state only after its first batch, so it skipped the
+    batches of another permutation and trained on a different order (the accelerate `SeedableRandomSampler` that
+    `train_sampling_strategy="random"` gets is seeded per epoch in the same way).
+    """
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int):
+        super().__init__(batch_size, lengths=lengths)
+        self.seed = seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        # the Trainer calls this at every epoch start, through accelerate's data loader and its batch samplers
+        self.generator = torch.Generator().manual_seed(self.seed + epoch)
+
+
+class LengthGroupedSeq2SeqTrainer(Seq2SeqTrainer):
+    """`Seq2SeqTrainer` whose `group_by_length` order resumes exactly (see `EpochSeededLengthGroupedSampler`)."""
+
+    def _get_train_sampler(self, train_dataset=None):
+        sampler = super()._get_train_sampler(train_dataset)
+        if type(sampler) is LengthGroupedSampler:
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            return EpochSeededLengthGroupedSampler(sampler.batch_size, sampler.lengths, seed)
+        return sampler
+
+
+__all__ = ["EpochSeededLengthGroupedSampler", "LengthGroupedSeq2SeqTrainer"]

@@ -1,0 +1,120 @@
+"""Resume with the job's defaults (`group_by_length` batches, dropout, label smoothing): interrupted mid-epoch by
+Ctrl-C or SIGKILL at several steps, in one process and in two, the run ends with the bytes of an uninterrupted one."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from main_job_helpers import tiny_run_args, write_small_corpus
+from safetensors.torch import load_file
+from transformers import Seq2SeqTrainer
+
+from hf_simple_s2s.training.main import main
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# 240 pairs in batches of 32: 8 steps an epoch; checkpoints at 3, 6, 9, 12, of which 9 is mid-way through epoch 2,
+# where the order of the batches is drawn after the dropout of a whole epoch.
+MAX_STEPS, SAVE_STEPS = 12, 3
+
+
+def job_arguments(data_dir: Path, output_dir: Path) -> list[str]:
+    # Logging at the checkpoints as the presets do (900 = 18 x 50 steps): a log whose window a resume splits averages
+    # only the steps after it (transformers' logging).
+    every = f"={SAVE_STEPS}"
+    arguments = tiny_run_args(data_dir, output_dir, max_steps=MAX_STEPS)
+    return [*arguments, f"--save_steps{every}", f"--eval_steps{every}", f"--logging_steps{every}"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return write_small_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(data_dir, tmp_path_factory) -> Path:
+    output_dir = tmp_path_factory.mktemp("uninterrupted") / "model"
+    main(job_arguments(data_dir, output_dir))
+    return output_dir
+
+
+def assert_same_training(resumed: Path, reference: Path) -> None:
+    """The last checkpoint's weights (bytes), optimizer and scheduler state and logged losses are the reference's."""
+    last = f"checkpoint-{MAX_STEPS}"
+    assert (resumed / last / "model.safetensors").read_bytes() == (reference / last / "model.safetensors").read_bytes()
+    for name in ("optimizer.pt", "scheduler.pt"):
+        ours, theirs = (torch.load(run / last / name, weights_only=True) for run in (resumed, reference))
+        assert_equal_nested(ours, theirs, name)
+    losses = [
+        [(entry["step"], entry.get("loss"), entry.get("eval_loss")) for entry in state["log_history"]]
+        for state in (json.loads((run / last / "trainer_state.json").read_text()) for run in (resumed, reference))
+    ]
+    assert losses[0] == losses[1]
+    assert load_file(resumed / "model.safetensors").keys() == load_file(reference / "model.safetensors").keys()
+
+
+def assert_equal_nested(ours, theirs, where: str) -> None:
+    if isinstance(ours, dict):
+        assert ours.keys() == theirs.keys(), where
+        for key in ours:
+            assert_equal_nested(ours[key], theirs[key], f"{where}[{key!r}]")
+    elif isinstance(ours, (list, tuple)):
+        assert len(ours) == len(theirs), where
+        for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+            assert_equal_nested(a, b, f"{where}[{i}]")
+    elif isinstance(ours, torch.Tensor):
+        assert torch.equal(ours, theirs), f"{where} differs"
+    else:
+        assert ours == theirs, where
+
+
+def test_ctrl_c_mid_epoch_then_resume_gives_the_uninterrupted_bytes(data_dir, uninterrupted, tmp_path, monkeypatch):
+    """In-process Ctrl-C during step 9 (epoch 2): the job saves checkpoint-9 and --resume ends identically."""
+    original_training_step = Seq2SeqTrainer.training_step
+
+    def training_step(self, *args, **kwargs):
+        if self.state.global_step == 8:
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C during the ninth step
+        return original_training_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(Seq2SeqTrainer, "training_step", training_step)
+    output_dir = tmp_path / "model"
+    with pytest.raises(SystemExit):
+        main(job_arguments(data_dir, output_dir))
+    assert (output_dir / "checkpoint-9").is_dir() and not (output_dir / "checkpoint-12").exists()
+    monkeypatch.setattr(Seq2SeqTrainer, "training_step", original_training_step)
+    main([*job_arguments(data_dir, output_dir), "--resume"])
+    assert_same_training(output_dir, uninterrupted)
+
+
+KILLER = """
+import os, signal, sys
+from transformers import Seq2SeqTrainer
+from hf_simple_s2s.training.main import main
+kill_at = int(sys.argv[1])
+original = Seq2SeqTrainer.training_step
+def training_step(self, *args, **kwargs):
+    if self.state.global_step == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return original(self, *args, **kwargs)
+Seq2SeqTrainer.training_step = training_step
+main(sys.argv[2:])
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_at", [4, 7, 10])
+def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_bytes(kill_at, data_dir, uninterrupted, tmp_path):
+    """SIGKILL at the start of step `kill_at + 1`: the last checkpoint is 1 step older, mid-epoch each time."""
+    output_dir = tmp_path / "model"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-c", KILLER, str(kill_at), *job_arguments(data_dir, output_dir)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
+    assert not (output_dir / f"checkpoint-{MAX_STEPS}").exists()
+    main([*job_arguments(data_dir, output_dir), "--resume"])
+    assert_same_training(output_dir, uninterrupted)
