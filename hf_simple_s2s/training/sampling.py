@@ -21,7 +21,6 @@ class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
-        # the Trainer calls this at every epoch start, through accelerate's data loader and its batch samplers
         self.generator = torch.Generator().manual_seed(self.seed + epoch)
 
 
@@ -34,6 +33,23 @@ class LengthGroupedSeq2SeqTrainer(Seq2SeqTrainer):
             seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
             return EpochSeededLengthGroupedSampler(sampler.batch_size, sampler.lengths, seed)
         return sampler
+
+    def _run_epoch(self, model, epoch, train_dataloader, *args, **kwargs):
+        # accelerate forwards `set_epoch` through some wrappers only: not through the SkipBatchSampler(BatchSamplerShard)
+        # of an epoch resumed in several processes. The skipping data loader wraps this same sampler.
+        for sampler in wrapped_samplers(train_dataloader):
+            if isinstance(sampler, EpochSeededLengthGroupedSampler):
+                sampler.set_epoch(epoch)
+        return super()._run_epoch(model, epoch, train_dataloader, *args, **kwargs)
+
+
+def wrapped_samplers(loader_or_sampler, depth: int = 8):
+    """The samplers and batch samplers that a data loader wraps, outermost first."""
+    for name in ("batch_sampler", "sampler"):
+        inner = getattr(loader_or_sampler, name, None)
+        if inner is not None and inner is not loader_or_sampler and depth > 0:
+            yield inner
+            yield from wrapped_samplers(inner, depth - 1)
 
 
 __all__ = ["EpochSeededLengthGroupedSampler", "LengthGroupedSeq2SeqTrainer"]

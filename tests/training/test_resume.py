@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from transformers import Seq2SeqTrainer
 
 from hf_simple_s2s.training.main import main
+from hf_simple_s2s.training.sampling import EpochSeededLengthGroupedSampler
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # 240 pairs in batches of 32: 8 steps an epoch; checkpoints at 3, 6, 9, 12, of which 9 is mid-way through epoch 2,
@@ -95,6 +96,7 @@ KILLER = """
 import os, signal, sys
 from transformers import Seq2SeqTrainer
 from hf_simple_s2s.training.main import main
+from hf_simple_s2s.training.sampling import EpochSeededLengthGroupedSampler
 kill_at = int(sys.argv[1])
 original = Seq2SeqTrainer.training_step
 def training_step(self, *args, **kwargs):
@@ -106,15 +108,48 @@ main(sys.argv[2:])
 """
 
 
+ENV = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+
+
+def run(command: list[str], expected_returncode: int) -> None:
+    result = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=600)
+    assert result.returncode == expected_returncode, result.stderr[-3000:]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kill_at", [4, 7, 10])
 def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_bytes(kill_at, data_dir, uninterrupted, tmp_path):
     """SIGKILL at the start of step `kill_at + 1`: the last checkpoint is 1 step older, mid-epoch each time."""
     output_dir = tmp_path / "model"
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-c", KILLER, str(kill_at), *job_arguments(data_dir, output_dir)]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
+    run([sys.executable, "-c", KILLER, str(kill_at), *job_arguments(data_dir, output_dir)], -signal.SIGKILL)
     assert not (output_dir / f"checkpoint-{MAX_STEPS}").exists()
     main([*job_arguments(data_dir, output_dir), "--resume"])
     assert_same_training(output_dir, uninterrupted)
+
+
+@pytest.mark.slow
+def test_two_processes_killed_mid_epoch_resume_to_the_uninterrupted_bytes(data_dir, tmp_path):
+    """torchrun, 2 CPU processes (gloo), 4 steps an epoch: both SIGKILLed at the start of step 8, the last checkpoint
+    is step 6, mid-way through epoch 2; `--resume` under torchrun ends as the uninterrupted two-process run."""
+    killer = tmp_path / "killer.py"
+    killer.write_text(KILLER)
+    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
+    run([*TORCHRUN, str(REPO_ROOT / "examples" / "train_multi30k.py"), *job_arguments(data_dir, reference)], 0)
+    run([*TORCHRUN, str(killer), "7", *job_arguments(data_dir, resumed)], 1)
+    assert (resumed / "checkpoint-6").is_dir() and not (resumed / "checkpoint-9").exists()
+    script = [str(REPO_ROOT / "examples" / "train_multi30k.py"), *job_arguments(data_dir, resumed), "--resume"]
+    run([*TORCHRUN, *script], 0)
+    assert_same_training(resumed, reference)
+
+
+def test_length_grouped_order_is_a_function_of_seed_and_epoch():
+    lengths = [(7 * i) % 23 + 1 for i in range(200)]
+    orders = {}
+    for epoch in (0, 1, 0):
+        sampler = EpochSeededLengthGroupedSampler(batch_size=8, lengths=lengths, seed=42)
+        torch.manual_seed(epoch + 100)  # the global RNG (dropout's) plays no part
+        sampler.set_epoch(epoch)
+        orders.setdefault(epoch, []).append(list(sampler))
+    assert orders[0][0] == orders[0][1] != orders[1][0]
+    assert sorted(orders[1][0]) == list(range(200))
