@@ -27,7 +27,7 @@ from ..models.simple_s2s.configuration_simple_s2s import (
     SimpleS2SConfig,
 )
 from ..tokenization import TOKENIZER_MODELS
-from .checkpoints import last_complete_checkpoint
+from .checkpoints import complete_checkpoints, verify_checksums
 from .presets import COMMON_TRAINING_DEFAULTS, PRESETS
 
 RUN_FILE = "run_args.json"  # written into --output_dir: the fields that make the model (see MODEL_FIELDS), all args
@@ -232,10 +232,27 @@ def check_output_dir(output_dir: Path, job_args: MainJobArguments) -> str | None
             f"--output_dir {output_dir} already holds this run; pass --resume to continue it "
             "or --overwrite_output_dir to start over"
         )
-    checkpoint = last_complete_checkpoint(output_dir)
-    if checkpoint is None:
+    return verified_checkpoint(output_dir)
+
+
+def verified_checkpoint(output_dir: Path) -> str:
+    """The last complete checkpoint, its files checked against the checksums written when it was saved."""
+    checkpoints = complete_checkpoints(str(output_dir), require_checksums=True)
+    if not checkpoints:
         raise UsageError(f"--resume: no complete checkpoint in {output_dir}")
-    return checkpoint
+    if error := checksum_error(checkpoints[0]):
+        intact = next((folder for folder in checkpoints[1:] if not checksum_error(folder)), None)
+        advice = f"move it away to resume from {intact}, the last intact one" if intact else "no earlier one is intact"
+        raise UsageError(f"--resume: {error}; {advice}")
+    return checkpoints[0]
+
+
+def checksum_error(folder: str) -> str | None:
+    try:
+        verify_checksums(folder)
+    except ValueError as error:
+        return str(error)
+    return None
 
 
 def start_output_dir(output_dir: Path, job_args: MainJobArguments) -> None:

@@ -1,6 +1,6 @@
 """Crash safety of the training job, where kills happen (not in the model class that travels to the Hub): the
-checkpoint to resume from, skipping one cut off while being saved, and the final model saved atomically with
-checksums, checked when loaded back."""
+checkpoint to resume from, skipping one cut off while being saved and refusing a damaged one (checksums written when
+it was saved), and the final model saved atomically with checksums, checked when loaded back."""
 
 import hashlib
 import json
@@ -9,6 +9,8 @@ import re
 import shutil
 import tempfile
 
+from accelerate import PartialState
+from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 # `Trainer._save_checkpoint` writes the weights, optimizer, scheduler and RNG states first and `trainer_state.json`
@@ -22,10 +24,13 @@ CHECKSUMS_NAME = "checksums.sha256"  # `sha256sum -c checksums.sha256` format, f
 WEIGHTS_FILE_PATTERN = re.compile(r"(model|pytorch_model)(-\d{5}-of-\d{5})?\.(safetensors|bin)(\.index\.json)?")
 
 
-def is_complete_checkpoint(folder: str) -> bool:
-    """True when `folder` (a `checkpoint-<step>` folder) holds a readable trainer state for that step."""
+def is_complete_checkpoint(folder: str, require_checksums: bool = False) -> bool:
+    """True when `folder` (a `checkpoint-<step>` folder) holds a readable trainer state for that step (and, with
+    `require_checksums`, the checksums that `ChecksumCheckpoints` writes after it)."""
     name = os.path.basename(os.path.normpath(folder))
     if not name.startswith(f"{PREFIX_CHECKPOINT_DIR}-") or not name.split("-")[-1].isdigit():
+        return False
+    if require_checksums and not os.path.isfile(os.path.join(folder, CHECKSUMS_NAME)):
         return False
     try:
         with open(os.path.join(folder, TRAINER_STATE_NAME), encoding="utf-8") as state_file:
@@ -35,20 +40,65 @@ def is_complete_checkpoint(folder: str) -> bool:
     return isinstance(state, dict) and state.get("global_step") == int(name.split("-")[-1])
 
 
-def last_complete_checkpoint(output_dir: str) -> str | None:
+def complete_checkpoints(output_dir: str, require_checksums: bool = False) -> list[str]:
+    """The complete `checkpoint-<step>` folders of `output_dir`, the highest step first."""
+    if not os.path.isdir(output_dir):
+        return []
+    steps = {}
+    for name in os.listdir(output_dir):
+        folder = os.path.join(output_dir, name)
+        if os.path.isdir(folder) and is_complete_checkpoint(folder, require_checksums):
+            steps[int(name.split("-")[-1])] = folder
+    return [steps[step] for step in sorted(steps, reverse=True)]
+
+
+def last_complete_checkpoint(output_dir: str, require_checksums: bool = False) -> str | None:
     """The complete `checkpoint-<step>` folder of `output_dir` with the highest step, or None if there is none.
 
     Unlike `transformers.trainer_utils.get_last_checkpoint`, a checkpoint that a killed process left half written
     is skipped (resuming from it would silently restart the optimizer or the step count).
     """
-    if not os.path.isdir(output_dir):
-        return None
-    steps = {}
-    for name in os.listdir(output_dir):
-        folder = os.path.join(output_dir, name)
-        if os.path.isdir(folder) and is_complete_checkpoint(folder):
-            steps[int(name.split("-")[-1])] = folder
-    return steps[max(steps)] if steps else None
+    return next(iter(complete_checkpoints(output_dir, require_checksums)), None)
+
+
+def write_checksums(folder: str, names: list[str]) -> None:
+    """`checksums.sha256` of the named files of `folder`, replaced in one step."""
+    lines = [f"{sha256_of_file(os.path.join(folder, name))}  {name}\n" for name in sorted(names)]
+    partial = os.path.join(folder, f".{CHECKSUMS_NAME}.partial")
+    with open(partial, "w", encoding="utf-8") as checksums:
+        checksums.writelines(lines)
+    os.replace(partial, os.path.join(folder, CHECKSUMS_NAME))
+
+
+def verify_checksums(folder: str) -> None:
+    """Raise a ValueError naming the first file of `folder` that is missing or differs from `checksums.sha256`."""
+    checksums_path = os.path.join(folder, CHECKSUMS_NAME)
+    with open(checksums_path, encoding="utf-8") as checksums:
+        for number, line in enumerate(checksums.read().split("\n"), start=1):
+            if not line.strip():
+                continue
+            fields = line.split(maxsplit=1)
+            if len(fields) != 2:
+                raise ValueError(f"line {number} of {checksums_path} is not '<sha256>  <file name>': {line!r}")
+            expected, name = fields
+            path = os.path.join(folder, name.lstrip("*"))
+            if not os.path.isfile(path):
+                raise ValueError(f"{path} is missing although {checksums_path} lists it")
+            if sha256_of_file(path) != expected:
+                raise ValueError(f"{path} is corrupted: its SHA-256 differs from the one saved in {checksums_path}")
+
+
+class ChecksumCheckpoints(TrainerCallback):
+    """Writes `checksums.sha256` of every file of each checkpoint once the Trainer has saved it (weights, optimizer,
+    scheduler, RNG and trainer states), so that a damaged checkpoint is refused before a run resumes from it."""
+
+    def on_save(self, args, state, control, **kwargs):
+        PartialState().wait_for_everyone()  # every process has written its RNG state
+        if args.should_save:
+            folder = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+            write_checksums(
+                folder, [name for name in os.listdir(folder) if os.path.isfile(os.path.join(folder, name))]
+            )
 
 
 def sha256_of_file(path: str) -> str:
@@ -102,9 +152,7 @@ def save_pretrained_atomically(model, folder: str, **kwargs):
     staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=target)
     try:
         result = model.save_pretrained(staging, **kwargs)
-        weight_files = sorted(name for name in os.listdir(staging) if WEIGHTS_FILE_PATTERN.fullmatch(name))
-        with open(os.path.join(staging, CHECKSUMS_NAME), "w", encoding="utf-8") as checksums:
-            checksums.writelines(f"{sha256_of_file(os.path.join(staging, n))}  {n}\n" for n in weight_files)
+        write_checksums(staging, [name for name in os.listdir(staging) if WEIGHTS_FILE_PATTERN.fullmatch(name)])
         move_saved_files_into(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -154,23 +202,16 @@ def check_saved_folder(folder: str, config_class: type | None = None) -> None:
         path = os.path.join(folder, name)
         if name.endswith(".safetensors") and (problem := safetensors_layout_error(path)):
             raise ValueError(f"{path} is truncated or not a safetensors file: {problem}")
-    checksums_path = os.path.join(folder, CHECKSUMS_NAME)
-    if os.path.isfile(checksums_path):
-        with open(checksums_path, encoding="utf-8") as checksums:
-            for number, line in enumerate(checksums.read().split("\n"), start=1):
-                if not line.strip():
-                    continue
-                fields = line.split(maxsplit=1)
-                if len(fields) != 2:
-                    raise ValueError(f"line {number} of {checksums_path} is not '<sha256>  <file name>': {line!r}")
-                expected, name = fields
-                path = os.path.join(folder, name.lstrip("*"))
-                if not os.path.isfile(path):
-                    raise ValueError(f"{path} is missing although {checksums_path} lists it")
-                if sha256_of_file(path) != expected:
-                    raise ValueError(
-                        f"{path} is corrupted: its SHA-256 differs from the one saved in {checksums_path}"
-                    )
+    if os.path.isfile(os.path.join(folder, CHECKSUMS_NAME)):
+        verify_checksums(folder)
 
 
-__all__ = ["check_saved_folder", "is_complete_checkpoint", "last_complete_checkpoint", "save_pretrained_atomically"]
+__all__ = [
+    "ChecksumCheckpoints",
+    "check_saved_folder",
+    "complete_checkpoints",
+    "is_complete_checkpoint",
+    "last_complete_checkpoint",
+    "save_pretrained_atomically",
+    "verify_checksums",
+]

@@ -40,7 +40,7 @@ from .arguments import (
 )
 from .averaging import average_and_keep_if_better
 from .callbacks import ScheduledSamplingCallback, StopAfterTime, StopOnInterrupt
-from .checkpoints import last_complete_checkpoint, save_pretrained_atomically
+from .checkpoints import ChecksumCheckpoints, last_complete_checkpoint, save_pretrained_atomically
 from .evaluation import (
     compute_metrics_fn,
     evaluate_decodings,
@@ -163,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     time_limit = StopAfterTime(60 * job_args.max_train_minutes) if job_args.max_train_minutes else None
     scheduled_sampling = ScheduledSamplingCallback() if job_args.scheduled_sampling != "none" else None
     callbacks = [callback for callback in (interrupt, time_limit, scheduled_sampling) if callback is not None]
+    callbacks.append(ChecksumCheckpoints())
     trainer = build_trainer(job_args, training_args, model, tokenizer, tokenized, callbacks)
     if is_main:
         processes = f" in {training_args.world_size} processes" if training_args.world_size > 1 else ""
@@ -170,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     train_result = trainer.train(resume_from_checkpoint=resume_from)
     if interrupt.interrupted:
         if is_main:
-            checkpoint = last_complete_checkpoint(output_dir)
+            checkpoint = last_complete_checkpoint(output_dir, require_checksums=True)
             print(
                 f"Stopped; last checkpoint: {checkpoint}. Continue with the same command plus --resume.",
                 file=sys.stderr,

@@ -3,6 +3,7 @@ Ctrl-C or SIGKILL at several steps, in one process and in two, the run ends with
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,8 @@ from main_job_helpers import tiny_run_args, write_small_corpus
 from safetensors.torch import load_file
 from transformers import Seq2SeqTrainer
 
+from hf_simple_s2s.training.arguments import verified_checkpoint
+from hf_simple_s2s.training.checkpoints import complete_checkpoints
 from hf_simple_s2s.training.main import main
 from hf_simple_s2s.training.sampling import EpochSeededLengthGroupedSampler
 
@@ -95,6 +98,8 @@ def test_ctrl_c_mid_epoch_then_resume_gives_the_uninterrupted_bytes(data_dir, un
 KILLER = """
 import os, signal, sys
 from transformers import Seq2SeqTrainer
+from hf_simple_s2s.training.arguments import verified_checkpoint
+from hf_simple_s2s.training.checkpoints import complete_checkpoints
 from hf_simple_s2s.training.main import main
 from hf_simple_s2s.training.sampling import EpochSeededLengthGroupedSampler
 kill_at = int(sys.argv[1])
@@ -153,3 +158,26 @@ def test_length_grouped_order_is_a_function_of_seed_and_epoch():
         orders.setdefault(epoch, []).append(list(sampler))
     assert orders[0][0] == orders[0][1] != orders[1][0]
     assert sorted(orders[1][0]) == list(range(200))
+
+
+@pytest.mark.parametrize("damaged", ["model.safetensors", "optimizer.pt"])
+def test_a_damaged_checkpoint_is_refused_naming_the_file_and_the_last_intact_one(
+    damaged, data_dir, uninterrupted, tmp_path, capsys
+):
+    output_dir = tmp_path / "model"
+    shutil.copytree(uninterrupted, output_dir)
+    last = output_dir / f"checkpoint-{MAX_STEPS}"
+    data = bytearray((last / damaged).read_bytes())
+    data[-5] ^= 0x10  # one bit inside the tensor data: the file still parses
+    (last / damaged).write_bytes(bytes(data))
+    with pytest.raises(SystemExit) as exit_info:
+        main([*job_arguments(data_dir, output_dir), "--resume"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and f"{last / damaged} is corrupted" in error
+    earlier = complete_checkpoints(str(output_dir), require_checksums=True)[1]  # save_total_limit keeps the best too
+    assert f"resume from {earlier}, the last intact one" in error
+
+    # a checkpoint killed before its checksums were written counts as cut off: the one before it is resumed from
+    (last / "checksums.sha256").unlink()
+    assert verified_checkpoint(output_dir) == earlier
