@@ -28,6 +28,7 @@ from ..models.simple_s2s.configuration_simple_s2s import (
 )
 from ..tokenization import TOKENIZER_MODELS
 from .checkpoints import complete_checkpoints, verify_checksums
+from .locking import LOCK_NAME
 from .presets import COMMON_TRAINING_DEFAULTS, PRESETS
 
 RUN_FILE = "run_args.json"  # written into --output_dir: the fields that make the model (see MODEL_FIELDS), all args
@@ -209,7 +210,7 @@ def check_output_dir(output_dir: Path, job_args: MainJobArguments) -> str | None
     """Refuse an --output_dir that holds something else; returns the checkpoint to resume from, if any."""
     if output_dir.exists() and not output_dir.is_dir():
         raise UsageError(f"--output_dir {output_dir} is a file, not a folder")
-    if not (output_dir.is_dir() and any(output_dir.iterdir())):
+    if not (output_dir.is_dir() and any(path.name != LOCK_NAME for path in output_dir.iterdir())):
         if job_args.resume:
             raise UsageError(f"--resume: nothing to resume in {output_dir}")
         return None
@@ -258,7 +259,13 @@ def checksum_error(folder: str) -> str | None:
 def start_output_dir(output_dir: Path, job_args: MainJobArguments) -> None:
     """A fresh run: clear an earlier run of this script (only one, see `check_output_dir`) and record this one."""
     if (output_dir / RUN_FILE).is_file():
-        shutil.rmtree(output_dir)
+        for path in output_dir.iterdir():
+            if path.name == LOCK_NAME:  # this run's own lock stays
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
     output_dir.mkdir(parents=True, exist_ok=True)
     run = {"model": {name: getattr(job_args, name) for name in MODEL_FIELDS}, "job": dataclasses.asdict(job_args)}
     (output_dir / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")

@@ -10,8 +10,10 @@ plots, model card; everything lands in `--output_dir`.
 """
 
 import dataclasses
+import errno
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -49,6 +51,7 @@ from .evaluation import (
     saved_generation_config,
     translate_and_plot,
 )
+from .locking import OutputDirInUse, OutputDirLock
 from .sampling import LengthGroupedSeq2SeqTrainer
 
 
@@ -123,6 +126,41 @@ def main(argv: Sequence[str] | None = None) -> None:
         # Under torchrun / accelerate every process runs this; only the main one writes files and prints. Finding the
         # process index sets up the process group.
         is_main = training_args.process_index == 0
+        lock = OutputDirLock(training_args.output_dir)
+        if is_main:
+            lock.acquire()
+    except (UsageError, OutputDirInUse) as error:
+        exit_with_error(error)
+    try:
+        run(job_args, training_args, is_main)
+    except (OSError, RuntimeError) as error:
+        if not out_of_space(error, training_args.output_dir):
+            raise
+        checkpoint = last_complete_checkpoint(training_args.output_dir, require_checksums=True)
+        exit_with_error(
+            f"no space left on device while writing ({error}); the last complete checkpoint, {checkpoint}, is intact: "
+            "free some space and run the same command with --resume",
+            code=1,
+        )
+    finally:
+        if is_main:
+            lock.release()
+
+
+def out_of_space(error: BaseException, output_dir: str) -> bool:
+    """True for ENOSPC, also when torch's writer reports it as a RuntimeError ("file write failed") on a full disk."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return True
+        if isinstance(error, RuntimeError) and "write failed" in str(error):
+            return shutil.disk_usage(output_dir).free < 64 * 2**20
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def run(job_args: MainJobArguments, training_args, is_main: bool) -> None:
+    """Data -> tokenizer -> model -> training -> evaluation -> files, in every process; the last two in the main one."""
+    try:
         output_dir = Path(training_args.output_dir)
         resume_from = check_output_dir(output_dir, job_args)
         splits = load_splits(job_args)
