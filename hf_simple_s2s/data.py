@@ -124,7 +124,13 @@ def find_split_files(data_dir: str | Path, source_lang: str, target_lang: str) -
         for stem, suffix in ((stem, suffix) for stem in stems for suffix in ("", ".gz")):
             pair = (data_dir / f"{stem}.{source_lang}{suffix}", data_dir / f"{stem}.{target_lang}{suffix}")
             if pair[0].is_file() or pair[1].is_file():
-                found[split] = pair  # a missing partner is reported by name when read
+                for lang, path in zip((source_lang, target_lang), pair, strict=True):
+                    if not path.is_file():
+                        raise FileNotFoundError(
+                            f"no {lang!r} text in {data_dir}: {path.name} is missing, and the {stem} files there are "
+                            f"in {languages_of(data_dir, stem, suffix)}; set --source_lang/--target_lang to those"
+                        )
+                found[split] = pair
                 break
             single = [data_dir / f"{stem}{ext}{suffix}" for ext in (".tsv", ".jsonl")]
             if any(path.is_file() for path in single):
@@ -136,6 +142,13 @@ def find_split_files(data_dir: str | Path, source_lang: str, target_lang: str) -
             "(optionally .gz), train.tsv or train.jsonl"
         )
     return found
+
+
+def languages_of(data_dir: Path, stem: str, suffix: str) -> list[str]:
+    """The languages of the `<stem>.<lang><suffix>` files in `data_dir`."""
+    return sorted(
+        path.name[len(stem) + 1 : len(path.name) - len(suffix)] for path in data_dir.glob(f"{stem}.*{suffix}")
+    )
 
 
 def load_multi30k(

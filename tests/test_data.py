@@ -76,7 +76,7 @@ def test_a_folder_is_searched_for_splits_by_their_usual_names(tmp_path):
 
 def test_missing_file_is_named(tmp_path):
     write_lines(tmp_path / "train.de", ["a"])
-    with pytest.raises(FileNotFoundError, match=r"data file not found: .*train\.en"):
+    with pytest.raises(FileNotFoundError, match=r"no 'en' text in .*: train\.en is missing, .* in \['de'\]"):
         load_parallel_corpus(tmp_path)
 
 

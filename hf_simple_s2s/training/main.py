@@ -12,6 +12,7 @@ plots, model card; everything lands in `--output_dir`.
 import dataclasses
 import errno
 import json
+import math
 import os
 import shutil
 import sys
@@ -120,6 +121,34 @@ def exit_with_error(error: Exception | str, code: int = 2) -> NoReturn:
     raise SystemExit(code)
 
 
+# Below these, a run learned nothing useful in our trials (200 pairs with the tiny preset: "The The The The").
+MIN_TRAINING_STEPS = 1000
+MIN_TARGET_TOKENS_PER_VOCABULARY_ENTRY = 100
+
+
+def too_short_warning(train_dataset: Dataset, vocab_size: int, training_args) -> str | None:
+    """Why the planned run is likely too short to learn anything, or None: too few optimizer steps, or too few
+    target tokens seen for the vocabulary to be learned (the tiny preset on Multi30k: ~2,300 steps, ~500 per entry)."""
+    global_batch = (
+        training_args.train_batch_size * training_args.world_size * training_args.gradient_accumulation_steps
+    )
+    steps_per_epoch = math.ceil(len(train_dataset) / global_batch)
+    steps = (
+        training_args.max_steps if training_args.max_steps > 0 else steps_per_epoch * training_args.num_train_epochs
+    )
+    epochs = steps / steps_per_epoch
+    tokens_seen = epochs * sum(len(labels) for labels in train_dataset["labels"])
+    per_entry = tokens_seen / vocab_size
+    if steps >= MIN_TRAINING_STEPS and per_entry >= MIN_TARGET_TOKENS_PER_VOCABULARY_ENTRY:
+        return None
+    return (
+        f"{steps:,.0f} training steps over {len(train_dataset):,} pairs see each of the {vocab_size:,} vocabulary "
+        f"entries about {per_entry:,.0f} times: likely too short to learn (aim for >= {MIN_TRAINING_STEPS:,} steps and "
+        f">= {MIN_TARGET_TOKENS_PER_VOCABULARY_ENTRY} tokens per entry); raise --num_train_epochs, lower --vocab_size, "
+        "or add data (docs/training.md, 'Small corpora')"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     try:
         job_args, training_args = parse_arguments(sys.argv[1:] if argv is None else argv)
@@ -206,6 +235,8 @@ def run(job_args: MainJobArguments, training_args, is_main: bool) -> None:
     if is_main:
         processes = f" in {training_args.world_size} processes" if training_args.world_size > 1 else ""
         print(f"{model.num_parameters():,} parameters; training on {len(tokenized['train']):,} pairs{processes}")
+        if warning := too_short_warning(tokenized["train"], len(tokenizer), training_args):
+            print(f"simple-s2s-train: warning: {warning}", file=sys.stderr)
     train_result = trainer.train(resume_from_checkpoint=resume_from)
     if interrupt.interrupted:
         if is_main:

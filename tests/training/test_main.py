@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from datasets import Dataset
 from huggingface_hub import ModelCard
 from main_job_helpers import GERMAN, NUM_TRAIN, tiny_run_args, write_small_corpus
 from safetensors.torch import load_file
@@ -16,7 +17,7 @@ from transformers.integrations import is_tensorboard_available
 from hf_simple_s2s.inference.translate import translate
 from hf_simple_s2s.training.arguments import MODEL_FIELDS, parse_arguments
 from hf_simple_s2s.training.callbacks import StopAfterTime
-from hf_simple_s2s.training.main import build_model, main
+from hf_simple_s2s.training.main import build_model, main, too_short_warning
 
 
 @pytest.fixture(scope="module")
@@ -205,6 +206,20 @@ def test_data_errors_name_the_file(tmp_path, capsys):
     error = run_expecting_error([f"--data_dir={tmp_path / 'nowhere'}", f"--output_dir={tmp_path / 'out'}"], capsys)
     assert f"data folder not found: {tmp_path / 'nowhere'}" in error
     assert not (tmp_path / "out").exists()
+
+
+def test_a_language_not_in_the_data_is_refused(data_dir, tmp_path, capsys):
+    error = run_expecting_error([f"--data_dir={data_dir}", "--source_lang=fr", f"--output_dir={tmp_path}/o"], capsys)
+    assert "no 'fr' text in" in error and "train.fr is missing" in error and "['de', 'en']" in error
+
+
+def test_a_run_too_short_to_learn_is_warned_about():
+    training_args = parse_arguments(["--max_steps=4"])[1]
+    pairs = Dataset.from_dict({"labels": [[5] * 15] * NUM_TRAIN})
+    warning = too_short_warning(pairs, 200, training_args)
+    assert warning.startswith(f"4 training steps over {NUM_TRAIN} pairs see each of the 200 vocabulary entries")
+    multi30k_tiny = parse_arguments([])[1]  # the tiny preset on all of Multi30k learns: no warning
+    assert too_short_warning(Dataset.from_dict({"labels": [[5] * 15] * 29_000}), 2000, multi30k_tiny) is None
 
 
 def test_an_output_dir_holding_something_else_is_refused(tmp_path, capsys):
