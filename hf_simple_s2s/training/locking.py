@@ -12,7 +12,7 @@ LOCK_NAME = ".lock"
 
 
 class OutputDirInUse(ValueError):
-    """Another live process owns the output folder."""
+    """Another live process owns the output folder, or it cannot be written to."""
 
 
 def this_process() -> dict:
@@ -48,14 +48,17 @@ class OutputDirLock:
 
     def acquire(self) -> None:
         self.created_folder = not self.output_dir.exists()
-        self.output_dir.mkdir(parents=True, exist_ok=True)
         record = json.dumps(self.owner)
         try:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
             with open(self.path, "x", encoding="utf-8") as lock_file:
                 lock_file.write(record)
             return
         except FileExistsError:
-            pass
+            if not self.output_dir.is_dir():
+                raise OutputDirInUse(f"--output_dir {self.output_dir} is a file, not a folder") from None
+        except OSError as error:  # a read-only file system, no permission, a file on the path
+            raise OutputDirInUse(f"--output_dir {self.output_dir}: cannot write there ({error.strerror})") from None
         owner = self.read_owner()
         if owner and is_alive(owner):
             self.refuse(owner)
