@@ -69,8 +69,13 @@ class StopOnInterrupt(TrainerCallback):
             control.should_training_stop = True
 
     def on_train_end(self, args, state, control, **kwargs):
+        self.restore_handler()
+
+    def restore_handler(self) -> None:
+        """Give Ctrl-C back to the handler it had before training (also when training ended with an exception)."""
         if self.previous_handler is not None:
             signal.signal(signal.SIGINT, self.previous_handler)
+            self.previous_handler = None
 
 
 class StopAfterTime(TrainerCallback):

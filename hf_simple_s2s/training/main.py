@@ -237,7 +237,10 @@ def run(job_args: MainJobArguments, training_args, is_main: bool) -> None:
         print(f"{model.num_parameters():,} parameters; training on {len(tokenized['train']):,} pairs{processes}")
         if warning := too_short_warning(tokenized["train"], len(tokenizer), training_args):
             print(f"simple-s2s-train: warning: {warning}", file=sys.stderr)
-    train_result = trainer.train(resume_from_checkpoint=resume_from)
+    try:
+        train_result = trainer.train(resume_from_checkpoint=resume_from)
+    finally:
+        interrupt.restore_handler()
     if interrupt.interrupted:
         if is_main:
             checkpoint = last_complete_checkpoint(output_dir, require_checksums=True)

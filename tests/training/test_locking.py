@@ -3,6 +3,7 @@ still loadable."""
 
 import errno
 import json
+import signal
 import subprocess
 import sys
 
@@ -74,6 +75,7 @@ def test_no_space_left_while_saving_a_checkpoint_keeps_the_last_one_loadable(dat
     verify_checksums(str(last))
     AutoModelForSeq2SeqLM.from_pretrained(last)
     assert not (output_dir / LOCK_NAME).exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C is the user's again
 
 
 def test_an_output_dir_that_is_a_file_is_refused_in_one_line(tmp_path, capsys):
