@@ -58,7 +58,7 @@ class OutputDirLock:
             if not self.output_dir.is_dir():
                 raise OutputDirInUse(f"--output_dir {self.output_dir} is a file, not a folder") from None
         except OSError as error:  # a read-only file system, no permission, a file on the path
-            raise OutputDirInUse(f"--output_dir {self.output_dir}: cannot write there ({error.strerror})") from None
+            raise OutputDirInUse(f"cannot write --output_dir {self.output_dir}: {error.strerror}") from None
         owner = self.read_owner()
         if owner and is_alive(owner):
             self.refuse(owner)

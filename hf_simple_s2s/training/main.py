@@ -128,7 +128,7 @@ MIN_TARGET_TOKENS_PER_VOCABULARY_ENTRY = 100
 
 def too_short_warning(train_dataset: Dataset, vocab_size: int, training_args) -> str | None:
     """Why the planned run is likely too short to learn anything, or None: too few optimizer steps, or too few
-    target tokens seen for the vocabulary to be learned (the tiny preset on Multi30k: ~2,300 steps, ~500 per entry)."""
+    target tokens seen for the vocabulary to be learned (the tiny preset on Multi30k: ~2,270 steps, ~660 per entry)."""
     global_batch = (
         training_args.train_batch_size * training_args.world_size * training_args.gradient_accumulation_steps
     )

@@ -76,12 +76,3 @@ def test_no_space_left_while_saving_a_checkpoint_keeps_the_last_one_loadable(dat
     AutoModelForSeq2SeqLM.from_pretrained(last)
     assert not (output_dir / LOCK_NAME).exists()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C is the user's again
-
-
-def test_an_output_dir_that_is_a_file_is_refused_in_one_line(tmp_path, capsys):
-    (tmp_path / "file").write_text("not a folder")
-    with pytest.raises(SystemExit) as exit_info:
-        main([f"--output_dir={tmp_path / 'file'}"])
-    assert exit_info.value.code == 2
-    error = capsys.readouterr().err
-    assert error == f"simple-s2s-train: error: --output_dir {tmp_path / 'file'} is a file, not a folder\n"
