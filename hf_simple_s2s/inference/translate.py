@@ -18,6 +18,7 @@ import hf_simple_s2s  # noqa: F401  (registers the model with the Auto classes)
 
 from .ensemble import SimpleS2SEnsemble
 from .pipeline import valid_text
+from .quantize import QUANTIZE_CHOICES, quantize_model
 
 # For a tokenizer saved without a source length (`model_max_length` is then ~1e30): a longer source costs memory in
 # proportion to its length (a 1 MB line took 3 GB greedy), and no training sentence comes near it.
@@ -149,6 +150,7 @@ def build_parser() -> OneLineArgumentParser:
     )
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--device", help="e.g. cpu or cuda (default: cpu)")
+    parser.add_argument("--quantize", choices=QUANTIZE_CHOICES, help="int8: int8 weights, faster on the CPU")
     parser.add_argument("--stream", action="store_true", help="greedy, one sentence at a time, words as they come")
     return parser
 
