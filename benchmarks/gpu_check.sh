@@ -66,7 +66,7 @@ SUMMARY="$RESULTS/summary.txt"
 : >"$SUMMARY"
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1 PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
 
-STEPS=${STEPS:-multi30k tests bench_generate bench_train bench_memory bench_device}  # a subset reruns only those
+STEPS=${STEPS:-multi30k tests bench_generate bench_generate_compiled bench_generate_step_costs bench_train bench_memory bench_device}  # a subset reruns only those
 wants() { [[ " $STEPS " == *" $1 "* ]]; }
 left_s() { echo $((SCRIPT_START + BUDGET_S - $(date +%s))); }
 
@@ -185,6 +185,16 @@ bench() {
         --output "$RESULTS/$name.json" "$@"
 }
 bench bench_generate 120
+# Issue 14's GPU rows, in one call: compiled greedy (generate()'s own compilation, CUDA graphs) and beam 5 (forward
+# compiled) against the eager hand loops, compile time per bucketed source length, and sentences/s of the trained
+# `full` folder on Multi30k test 2016 (batch 128, eager beside compiled); then generate()'s per-step costs.
+full_folder=$(ls -d "$RESULTS"/multi30k_full 2>/dev/null)
+if wants bench_generate_compiled; then
+    step bench_generate_compiled 240 "$PYTHON" -m benchmarks.bench_generate --compile --device "$DEVICE" "${QUICK[@]}" \
+        ${full_folder:+--folder "$full_folder"} --output "$RESULTS/bench_generate_compiled.json"
+fi
+wants bench_generate_step_costs && step bench_generate_step_costs 90 "$PYTHON" -m benchmarks.bench_generate \
+    --step_costs --device "$DEVICE" "${QUICK[@]}" --output "$RESULTS/bench_generate_step_costs.json"
 bench bench_train 100
 bench bench_memory 150 --workloads train greedy beam5
 bench bench_device 60

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import seeded_generator
+from transformers import LogitsProcessorList, StoppingCriteriaList
+from transformers.generation.utils import StopCheck
 
 from benchmarks import bench_generate, bench_quality
 from benchmarks.baselines.classic_seq2seq import ClassicSeq2Seq, classic_training_step, classic_translate
@@ -43,6 +45,17 @@ def test_an_unfair_comparison_is_refused(model, monkeypatch):
     monkeypatch.setattr(bench_generate, "hand_greedy", lambda *args, **kwargs: other_tokens)
     with pytest.raises(AssertionError, match="chose different tokens"):
         bench_generate.check_same_tokens(model, input_ids, attention_mask, new_tokens=9)
+
+
+def test_step_costs_time_every_part_and_put_generate_back(model):
+    input_ids, attention_mask = padded_batch(model.config.vocab_size)
+    originals = {cls: cls.__dict__["__call__"] for cls in (LogitsProcessorList, StoppingCriteriaList, StopCheck)}
+    with bench_generate.timed_parts(model, "cpu") as seconds:
+        timed = bench_generate.generate_call(model, input_ids, attention_mask, new_tokens=5, num_beams=1)
+    assert set(seconds) == set(bench_generate.STEP_PARTS) and all(value > 0 for value in seconds.values())
+    assert "forward" not in vars(model) and "prepare_inputs_for_generation" not in vars(model)
+    assert all(cls.__dict__["__call__"] is original for cls, original in originals.items())
+    assert torch.equal(timed, bench_generate.generate_call(model, input_ids, attention_mask, 5, num_beams=1))
 
 
 def test_classic_seq2seq_learns_a_fixed_batch_and_decodes_to_length():
@@ -87,6 +100,9 @@ def test_quality_of_trained_folders(tmp_path):
     "script, arguments",
     [
         ("bench_generate", ["--rev", "HEAD", "--onnx"]),  # and the committed model files, and onnxruntime
+        ("bench_generate", ["--step_costs"]),
+        ("bench_generate", ["--compile", "--attention_types", "luong_dot"]),  # inductor on the CPU: minutes
+        ("bench_int8", ["--onnx"]),
         ("bench_train", []),
         ("bench_memory", []),
         ("bench_quality", []),
