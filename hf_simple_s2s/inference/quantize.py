@@ -9,6 +9,7 @@ GRUs are swapped here for `Int8GRU`, which has the same `cell` / `run` interface
     model = quantize_int8(AutoModelForSeq2SeqLM.from_pretrained(folder))  # a copy; generate() as usual
 """
 
+import contextlib
 import copy
 import warnings
 
@@ -20,12 +21,20 @@ from ..models.simple_s2s.modeling_simple_s2s import SimpleS2SForConditionalGener
 QUANTIZE_CHOICES = ("int8",)
 
 
+@contextlib.contextmanager
+def torch_ao_warnings_ignored():
+    """torch 2.13 announces that torch.ao.quantization and quantized tensors move to torchao; their kernels work."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*torch.ao.quantization")
+        warnings.filterwarnings("ignore", category=UserWarning, message=".*quantize_per_.*deprecated")
+        yield
+
+
 def packed_int8_weight(weight: torch.Tensor, bias: torch.Tensor | None):
     """`weight` `(out, in)` quantized symmetrically per output row and packed, with `bias`, for fbgemm's kernels."""
     scale = weight.detach().abs().amax(dim=1).clamp(min=1e-8).double() / 127  # (out,)
     zero_point = torch.zeros(weight.shape[0], dtype=torch.long)
-    with warnings.catch_warnings():  # torch 2.13 announces that quantized tensors move to torchao; its kernels work
-        warnings.filterwarnings("ignore", category=UserWarning, message=".*quantize_per_.*deprecated")
+    with torch_ao_warnings_ignored():
         qweight = torch.quantize_per_channel(weight.detach().float(), scale, zero_point, 0, torch.qint8)
     return torch.ops.quantized.linear_prepack(qweight, None if bias is None else bias.detach().float())
 
@@ -73,8 +82,7 @@ def quantize_int8(model: SimpleS2SForConditionalGeneration) -> SimpleS2SForCondi
     if model.dtype != torch.float32:
         raise ValueError(f"`model` must be in torch.float32 to be quantized, got dtype {model.dtype}")
     quantized = copy.deepcopy(model).eval()
-    with warnings.catch_warnings():  # torch 2.13 announces that torch.ao.quantization moves to torchao
-        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*torch.ao.quantization")
+    with torch_ao_warnings_ignored():
         qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
         # A layer with one input or output feature (Bahdanau's energy v^T, coverage's) stays in float: there,
         # quantizing the activations at every call costs more than the product (3x slower at the full shape).
