@@ -225,6 +225,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             transformers_logging.set_verbosity(verbosity)
             if progress_bars:
                 transformers_logging.enable_progress_bar()
+        try:
+            model = quantize_model(model, args.quantize)
+        except ValueError as error:  # e.g. int8 asked for a model on a GPU, or for an ensemble
+            parser.error(str(error))
         generate_kwargs = {
             name: getattr(args, name) for name in ("num_beams", "max_new_tokens") if getattr(args, name) is not None
         }

@@ -117,3 +117,7 @@ def test_bad_quantize_values_are_refused(model_dir, capsys):
     with pytest.raises(SystemExit):
         main([str(model_dir), "Ein Hund.", "--quantize", "int4"])
     assert "argument --quantize: invalid choice: 'int4'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([str(model_dir), "Ein Hund.", "--quantize", "int8", "--device", "meta"])
+    last_line = capsys.readouterr().err.splitlines()[-1]  # after the loading progress bar
+    assert last_line == "simple-s2s-translate: error: `model` must be on the CPU for int8 decoding, got device meta"
