@@ -7,12 +7,10 @@ agreement.
   also the ONNX export under the same `generate()` call (`OnnxSimpleS2S`, reported).
 - With `--folder DIR` (a trained Multi30k folder): Multi30k test 2016 translated by both, greedy and beam 5, with
   `translate()` as the CLI does (real lengths, stopping at EOS): BLEU of each (target: int8 within 0.3 of float32),
-  the share of identical translations, and the wall time of each pass (one pass each, same process).
+  the share of identical translations, and the speed-up, both models taking turns batch by batch.
 
     python -m benchmarks.bench_int8 [--quick] [--threads 2] [--repeats 5] [--onnx] [--folder DIR]
 """
-
-import time
 
 import sacrebleu
 import torch
@@ -60,28 +58,37 @@ def bench_attention_type(args, attention_type: str) -> dict:
 
 
 def bench_folder(args) -> dict:
-    """BLEU of float32 and int8 on Multi30k test 2016, greedy and beam 5, one timed pass each."""
+    """BLEU of float32 and int8 on Multi30k test 2016, greedy and beam 5; both translate each batch in turn (as
+    `translate()` batches: sorted by length, 128 a batch), timed by the wall and CPU clocks."""
     test = load_parallel_corpus(MULTI30K_DIR, "de", "en")["test"]["translation"][: 32 if args.quick else None]
     sources, references = [pair["de"] for pair in test], [pair["en"] for pair in test]
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    batches = [order[start : start + 128] for start in range(0, len(order), 128)]
     model, tokenizer = load_translator(args.folder)
     models = {"fp32": model, "int8": quantize_int8(model)}
     result = {"folder": str(args.folder), "test_sentences": len(sources), "parameters": model.num_parameters()}
     for search, num_beams in (("greedy", 1), ("beam5", NUM_BEAMS)):
-        hypotheses = {}
-        for name, m in models.items():
-            start = time.perf_counter()
-            hypotheses[name] = translate(sources, m, tokenizer, batch_size=128, num_beams=num_beams)
-            seconds = time.perf_counter() - start
+        hypotheses = {name: [""] * len(sources) for name in models}
+        timings = harness.Timings(models)
+        for batch in batches:
+            for name, m in models.items():
+                with harness.timed(timings, name, "cpu"):
+                    texts = translate([sources[i] for i in batch], m, tokenizer, batch_size=128, num_beams=num_beams)
+                for i, text in zip(batch, texts, strict=True):
+                    hypotheses[name][i] = text
+        for name in models:
             result[f"{name}_{search}"] = {
                 "bleu": sacrebleu.corpus_bleu(hypotheses[name], [references]).score,
                 "bleu_lowercase": sacrebleu.corpus_bleu(hypotheses[name], [references], lowercase=True).score,
-                "seconds": seconds,
-                "sentences_per_second": len(sources) / seconds,
+                "seconds": sum(timings[name]),
+                "cpu_seconds": sum(timings.cpu[name]),
+                "sentences_per_second": len(sources) / sum(timings[name]),
             }
         same = sum(a == b for a, b in zip(hypotheses["fp32"], hypotheses["int8"], strict=True)) / len(sources)
         result[f"identical_translations_{search}"] = same
         result[f"bleu_int8_minus_fp32_{search}"] = result[f"int8_{search}"]["bleu"] - result[f"fp32_{search}"]["bleu"]
-        result[f"int8_speedup_{search}"] = result[f"fp32_{search}"]["seconds"] / result[f"int8_{search}"]["seconds"]
+        result[f"int8_speedup_{search}"] = harness.ratios(timings, "fp32", "int8")  # batch by batch
+        result[f"rounds_{search}"] = harness.rounds(timings)
     return result
 
 
