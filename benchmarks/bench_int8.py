@@ -1,7 +1,7 @@
 """int8 decoding on the CPU (`hf_simple_s2s.inference.quantize`): speed against float32 and, on a trained model,
 agreement.
 
-- At the reference setting (the `full` preset's shape: emb 256, hidden 512, bi-GRU encoder, vocab 8000; batch 32,
+- At the reference setting (emb 256, hidden 512, bi-GRU encoder, vocab 8000; batch 32,
   source length 20, 30 new tokens with EOS banned), for each attention type, in one round-robin: greedy and beam-5
   `generate()` of the float32 model against its `quantize_int8` copy (target: int8 >= 1.3x faster); with `--onnx`
   also the ONNX export under the same `generate()` call (`OnnxSimpleS2S`, reported).

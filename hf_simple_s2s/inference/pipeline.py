@@ -15,8 +15,6 @@ from transformers import AutoModelForSeq2SeqLM, GenerationConfig, Pipeline, PreT
 from transformers.dynamic_module_utils import custom_object_save
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .quantize import quantize_model
-
 TASK = "simple-s2s-translation"
 # The task of the pipeline that travels with a model (the config's `custom_pipelines`) and the model card's
 # `pipeline_tag`: the Hub's name for it. transformers 5 removed its own `translation` pipeline; a model's custom
@@ -41,11 +39,6 @@ class SimpleS2STranslationPipeline(Pipeline):
     _pipeline_calls_generate = True
     # Without it generate() stops at its global `max_length=20`, too short for a sentence.
     _default_generation_config = GenerationConfig(max_new_tokens=256)
-
-    def __init__(self, *args, quantize: str | None = None, **kwargs):
-        """`quantize="int8"`: decode with int8 weights on the CPU (`hf_simple_s2s.inference.quantize`)."""
-        super().__init__(*args, **kwargs)
-        self.model = quantize_model(self.model, quantize)
 
     def _sanitize_parameters(self, clean_up_tokenization_spaces: bool | None = None, **generate_kwargs):
         postprocess_params = {}
