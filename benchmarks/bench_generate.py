@@ -313,6 +313,7 @@ def bench_compiled(args, attention_type: str) -> dict:
     the first call at each bucketed source length, then compiled against eager and the hand loops, one round-robin.
     Compiled kernels may differ from eager in the last bits: the share of equal rows is reported."""
     setting, device, new_tokens = args.setting, args.device, args.setting.new_tokens
+    torch._dynamo.reset()  # each attention type compiles from scratch (and within dynamo's recompile limit)
     model = harness.build_model(setting, attention_type, device).eval()
     compiled_forward_model = harness.build_model(setting, attention_type, device).eval()
     # Not fullgraph: the first call of each generate() checks its inputs (a graph break); the steps compile whole.
@@ -459,6 +460,7 @@ def bench_folder_throughput(args) -> dict:
     from hf_simple_s2s.inference.translate import load_translator
 
     device = args.device
+    torch._dynamo.reset()
     sources = [pair["de"] for pair in load_parallel_corpus(MULTI30K_DIR, "de", "en")["test"]["translation"]]
     sources = sorted(sources[: 32 if args.quick else None], key=len)
     model, tokenizer = load_translator(args.folder, device)

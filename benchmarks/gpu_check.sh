@@ -18,7 +18,10 @@
 # step is recorded and the next one still runs. Environment: PYTHON (default python3), MULTI30K_VARIANTS (lines
 # "name: extra arguments", default below), TRAIN_MINUTES (each variant's --max_train_minutes, default 4.5),
 # TESTS_TIMEOUT_S (default 300), BUDGET_S (the whole script, default 540; the benchmarks get what the training left
-# of it), STEPS (default all: "multi30k tests bench_generate bench_train bench_memory bench_device").
+# of it), STEPS (default all: "multi30k tests bench_generate bench_generate_compiled bench_generate_step_costs
+# bench_train bench_memory bench_device"). Issue 14's open GPU rows alone, in one call of under 10 minutes:
+#   BUDGET_S=580 TRAIN_MINUTES=2.5 MULTI30K_VARIANTS="full:" \
+#   STEPS="multi30k bench_generate_compiled bench_generate_step_costs" bash benchmarks/gpu_check.sh /tmp/gpu
 # On a lent device (at most 8 files come back from $OUT): run it on /tmp/gpu, then
 #   tar czf $OUT/gpu_results.tgz --exclude='*.safetensors' -C /tmp gpu
 set -uo pipefail
@@ -190,8 +193,11 @@ bench bench_generate 120
 # `full` folder on Multi30k test 2016 (batch 128, eager beside compiled); then generate()'s per-step costs.
 full_folder=$(ls -d "$RESULTS"/multi30k_full 2>/dev/null)
 if wants bench_generate_compiled; then
-    step bench_generate_compiled 240 "$PYTHON" -m benchmarks.bench_generate --compile --device "$DEVICE" "${QUICK[@]}" \
-        ${full_folder:+--folder "$full_folder"} --output "$RESULTS/bench_generate_compiled.json"
+    step bench_generate_compiled 300 "$PYTHON" -m benchmarks.bench_generate --compile --device "$DEVICE" "${QUICK[@]}" \
+        --repeats 3 --output "$RESULTS/bench_generate_compiled.json"
+    [[ -n $full_folder ]] && step bench_generate_compiled_full 200 "$PYTHON" -m benchmarks.bench_generate --compile \
+        --device "$DEVICE" --attention_types bahdanau --repeats 2 --folder "$full_folder" \
+        --output "$RESULTS/bench_generate_compiled_full.json"
 fi
 wants bench_generate_step_costs && step bench_generate_step_costs 90 "$PYTHON" -m benchmarks.bench_generate \
     --step_costs --device "$DEVICE" "${QUICK[@]}" --output "$RESULTS/bench_generate_step_costs.json"
