@@ -51,13 +51,43 @@ def compute_metrics_fn(tokenizer):
     return compute_metrics
 
 
+@torch.no_grad()
+def perplexity(model, tokenizer, sources: list[str], references: list[str], batch_size: int, max_length: int) -> float:
+    """exp of the mean cross-entropy per reference token (`</s>` included) under teacher forcing, without the label
+    smoothing that the training loss (and so the Trainer's `eval_loss`) carries."""
+    total_loss, total_tokens = 0.0, 0
+    for start in range(0, len(sources), batch_size):
+        batch = tokenizer(
+            sources[start : start + batch_size],
+            text_target=references[start : start + batch_size],
+            max_length=max_length,
+            truncation=True,
+            padding=True,
+            return_tensors="pt",
+        ).to(model.device)
+        # The targets are padded with the pad id, which no reference holds: those positions are not scored.
+        labels = batch.pop("labels")
+        labels = labels.masked_fill(labels == tokenizer.pad_token_id, -100)  # (batch, tgt_len)
+        logits = model(**batch, labels=labels).logits  # (batch, tgt_len, vocab)
+        total_loss += torch.nn.functional.cross_entropy(
+            logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100, reduction="sum"
+        ).item()
+        total_tokens += int((labels != -100).sum())
+    return float(np.exp(total_loss / max(total_tokens, 1)))
+
+
 def evaluate_decodings(model, tokenizer, splits, job_args, training_args) -> tuple[dict, GenerationConfig]:
-    """BLEU/chrF of greedy and beam search; the beam settings that win on validation become the generation config."""
+    """BLEU/chrF of greedy and beam search, and the perplexity of the references; the beam settings that win on
+    validation become the generation config."""
     candidates = {"greedy": 1, f"beam{job_args.num_beams}": job_args.num_beams}
     results: dict[str, dict[str, dict[str, float]]] = {}
+    perplexities: dict[str, float] = {}
     for split_name, split in splits.items():
         sources = [pair[job_args.source_lang] for pair in split["translation"]]
         references = [pair[job_args.target_lang] for pair in split["translation"]]
+        perplexities[split_name] = perplexity(
+            model, tokenizer, sources, references, training_args.per_device_eval_batch_size, job_args.max_source_length
+        )
         for decoding, num_beams in candidates.items():
             config = generation_config(model, job_args.max_target_length, num_beams, job_args.length_penalty)
             hypotheses = translate(
@@ -72,16 +102,26 @@ def evaluate_decodings(model, tokenizer, splits, job_args, training_args) -> tup
     selection_split = "validation" if "validation" in results else next(iter(results))
     best = max(candidates, key=lambda decoding: results[selection_split][decoding]["bleu"])
     best_config = generation_config(model, job_args.max_target_length, candidates[best], job_args.length_penalty)
-    return {"scores": results, "selected_decoding": best, "selected_on": selection_split}, best_config
+    evaluation = {
+        "scores": results,
+        "perplexity": perplexities,
+        "selected_decoding": best,
+        "selected_on": selection_split,
+    }
+    return evaluation, best_config
 
 
-def format_table(scores: dict[str, dict[str, dict[str, float]]]) -> str:
+def format_table(scores: dict[str, dict[str, dict[str, float]]], perplexities: dict[str, float] | None = None) -> str:
     rows = [f"{'split':<11}{'decoding':<10}{'BLEU':>7}{'BLEU(lc)':>10}{'chrF':>7}"]
     for split_name, by_decoding in scores.items():
         for decoding, s in by_decoding.items():
             rows.append(
                 f"{split_name:<11}{decoding:<10}{s['bleu']:>7.2f}{s['bleu_lowercase']:>10.2f}{s['chrf']:>7.2f}"
             )
+    if perplexities:
+        rows.append(
+            "perplexity (teacher forcing, no smoothing): " + ", ".join(f"{k} {v:.2f}" for k, v in perplexities.items())
+        )
     return "\n".join(rows)
 
 

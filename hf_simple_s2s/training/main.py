@@ -289,7 +289,7 @@ def run(job_args: MainJobArguments, training_args, is_main: bool) -> None:
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
     write_model_card(output_dir, job_args, training_args, metrics, plots[0] if plots else None)
 
-    print("\n" + format_table(evaluation["scores"]))
+    print("\n" + format_table(evaluation["scores"], evaluation["perplexity"]))
     print(f"(greedy vs beam chosen on {evaluation['selected_on']}: {evaluation['selected_decoding']})\n")
     for i, sample in enumerate(samples):
         print(f"[{i}] source:      {sample['source']}\n    reference:   {sample['reference']}")
