@@ -1,0 +1,114 @@
+"""The page through gradio_client (the client Spaces use), served for a saved model: it returns what `generate()`
+returns with the same options, draws the attention of the hypothesis it returned, and refuses bad input with its
+message."""
+
+import json
+
+import pytest
+import torch
+from main_job_helpers import GERMAN, save_tiny_translator
+from serving import served_page
+
+from hf_simple_s2s.inference.translate import load_translator
+from hf_simple_s2s.space.app import MAX_BEAMS, MAX_NEW_TOKENS, DecodingOptions
+
+gradio_client = pytest.importorskip("gradio_client", reason="the page needs the space extra")
+
+MAX_SOURCE_TOKENS = 40
+SENTENCE = min(GERMAN[:10], key=len)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_tiny_translator(tmp_path_factory.mktemp("translator"))
+
+
+@pytest.fixture(scope="module")
+def client(model_dir):
+    with served_page(model_dir, max_source_tokens=MAX_SOURCE_TOKENS) as url:
+        yield gradio_client.Client(url, verbose=False)
+
+
+def page(client, text, num_beams=1, length_penalty=1.0, no_repeat_ngram_size=0, num_return_sequences=1, max_new=12):
+    """The page's answer: (table rows, the hypothesis whose attention is drawn, the plotly figure as a dict)."""
+    table, shown, plot = client.predict(
+        text, "float32", num_beams, length_penalty, no_repeat_ngram_size, num_return_sequences, max_new,
+        api_name="/translate",
+    )  # fmt: skip
+    assert plot["type"] == "plotly"
+    return table["data"], shown, json.loads(plot["plot"])
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(num_beams=1),
+        dict(num_beams=1, no_repeat_ngram_size=2),
+        dict(num_beams=4, num_return_sequences=3),
+        dict(num_beams=5, length_penalty=0.5, no_repeat_ngram_size=2, num_return_sequences=5),
+    ],
+    ids=["greedy", "greedy-no-repeat", "beam4-return3", "beam5-all-options"],
+)
+def test_translations_and_scores_equal_generate(client, model_dir, options):
+    rows, shown, figure = page(client, SENTENCE, max_new=12, **options)
+
+    model, tokenizer = load_translator(str(model_dir))
+    inputs = tokenizer(SENTENCE, return_tensors="pt")
+    output = model.generate(
+        **inputs, max_new_tokens=12, output_scores=True, return_dict_in_generate=True, **options
+    )  # fmt: skip
+    texts = [text.strip() for text in tokenizer.batch_decode(output.sequences, skip_special_tokens=True)]
+    if options["num_beams"] > 1:
+        expected_scores = output.sequences_scores
+    else:  # the sum of the tokens' log-probabilities, by teacher forcing
+        logits = model(**inputs, decoder_input_ids=output.sequences[:, :-1]).logits
+        expected_scores = logits.log_softmax(-1).gather(-1, output.sequences[:, 1:, None]).sum((1, 2))
+    assert [row[0] for row in rows] == list(range(1, len(texts) + 1))
+    assert [row[1] for row in rows] == texts
+    torch.testing.assert_close(torch.tensor([row[2] for row in rows]), expected_scores.float(), atol=1e-4, rtol=0)
+
+    # The heatmap is the first hypothesis's (the page offers each): a row per output token (eos included), a column
+    # per source token.
+    assert shown["value"] == 1 and [value for _, value in shown["choices"]] == list(range(1, len(texts) + 1))
+    heatmap, alignment = figure["data"]
+    output_tokens = tokenizer.convert_ids_to_tokens(output.sequences[0, 1:])
+    if tokenizer.eos_token in output_tokens:
+        output_tokens = output_tokens[: output_tokens.index(tokenizer.eos_token) + 1]
+    assert figure["layout"]["yaxis"]["ticktext"] == output_tokens
+    assert figure["layout"]["xaxis"]["ticktext"] == tokenizer.convert_ids_to_tokens(inputs["input_ids"][0])
+    assert len(heatmap["z"]) == len(output_tokens)
+    assert all(abs(sum(row) - 1) < 1e-4 for row in heatmap["z"])  # each row: one step's attention distribution
+    argmax = [max(range(len(row)), key=row.__getitem__) for row in heatmap["z"]]
+    assert list(alignment["x"]) == argmax and list(alignment["y"]) == list(range(len(output_tokens)))
+
+
+@pytest.mark.parametrize(
+    ("text", "options", "message"),
+    [
+        ("   ", {}, "the source sentence is empty"),
+        (" ".join(GERMAN[:3]), {}, f"this page translates at most {MAX_SOURCE_TOKENS}"),
+        (SENTENCE, dict(num_beams=2, num_return_sequences=3), "num_return_sequences must be between 1 and the beam"),
+        (SENTENCE, dict(num_beams=MAX_BEAMS + 1), f"greater than maximum value {MAX_BEAMS}"),  # the slider's own
+        (SENTENCE, dict(max_new=0), "less than minimum value 1"),
+        (SENTENCE, dict(num_beams=2.5), "num_beams must be a whole number, got 2.5"),
+    ],
+    ids=["empty", "too-long", "more-hypotheses-than-beams", "too-many-beams", "no-new-tokens", "fractional-beams"],
+)
+def test_bad_input_gets_the_pages_one_line_message(client, text, options, message):
+    with pytest.raises(gradio_client.exceptions.AppError) as error:
+        page(client, text, **options)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (dict(num_beams=0), f"num_beams must be between 1 and {MAX_BEAMS}, got 0"),
+        (dict(num_beams=MAX_BEAMS + 1), f"num_beams must be between 1 and {MAX_BEAMS}, got {MAX_BEAMS + 1}"),
+        (dict(max_new_tokens=MAX_NEW_TOKENS + 1), f"max_new_tokens must be between 1 and {MAX_NEW_TOKENS}"),
+        (dict(no_repeat_ngram_size=-1), "no_repeat_ngram_size must be >= 0, got -1"),
+    ],
+)
+def test_decoding_options_outside_the_sliders_are_refused_in_python_too(options, message):
+    with pytest.raises(ValueError, match=message):
+        DecodingOptions(**options)
