@@ -16,8 +16,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+DEMO_DIR := outputs/multi30k-tiny
+
 demo: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) examples/train_multi30k.py --preset tiny --output_dir outputs/multi30k-tiny --overwrite_output_dir
+	HF_HUB_OFFLINE=1 $(PY) examples/train_multi30k.py --preset tiny --output_dir $(DEMO_DIR) --overwrite_output_dir
+	@echo "Translate and see the attention in your browser: $(PY) -m hf_simple_s2s.space.app $(DEMO_DIR), then open http://127.0.0.1:7860"
 
 test: $(STAMP)
 	$(PY) -m pytest -q

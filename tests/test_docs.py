@@ -27,10 +27,11 @@ CHECKPOINT = "outputs/simple-s2s"  # the folder the section pushes from
 REPO_ID = "org/simple-s2s"  # the repository it pushes to
 
 
-def share_section_blocks() -> list[str]:
+def section_blocks(heading: str = SECTION) -> list[str]:
+    """The Python code blocks of docs/deployment.md's section `heading`."""
     text = (REPO_ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
-    assert SECTION in text, f"docs/deployment.md has no {SECTION!r} section"
-    section = text.split(SECTION, 1)[1].split("\n## ", 1)[0]
+    assert heading in text, f"docs/deployment.md has no {heading!r} section"
+    section = text.split(heading, 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
 
 
@@ -43,7 +44,7 @@ def run_block(code: str) -> tuple[str, dict]:
 
 
 def test_share_section_runs_as_written(tmp_path, monkeypatch):
-    blocks = share_section_blocks()
+    blocks = section_blocks()
     push_blocks = [block for block in blocks if ".push_to_hub(" in block]
     remote_blocks = [block for block in blocks if "trust_remote_code=True" in block]
     local_blocks = [block for block in blocks if block not in push_blocks and block not in remote_blocks]

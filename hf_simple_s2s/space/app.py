@@ -127,7 +127,8 @@ def attention_figure(hypothesis: Hypothesis) -> go.Figure:
             customdata=[[(t, s) for s in source] for t in target],
             hovertemplate="%{customdata[0]} ← %{customdata[1]}: %{z:.3f}<extra></extra>",
             colorscale="Viridis",
-            zmin=0.0,
+            zmin=0.0,  # the color scale of the training job's plots: 0 to the largest weight
+            zmax=max(max(row) for row in hypothesis.attention),
             colorbar=dict(title="attention"),
         )
     )
@@ -143,10 +144,20 @@ def attention_figure(hypothesis: Hypothesis) -> go.Figure:
                 hoverinfo="skip",
             )
         )
-    figure.update_layout(
-        xaxis=dict(title="source", tickmode="array", tickvals=list(range(len(source))), ticktext=source),
+    figure.update_layout(  # the ranges fit the heatmap's cells (the markers would widen them); output rows top down
+        xaxis=dict(
+            title="source",
+            tickmode="array",
+            tickvals=list(range(len(source))),
+            ticktext=source,
+            range=[-0.5, len(source) - 0.5],
+        ),
         yaxis=dict(
-            title="output", tickmode="array", tickvals=list(range(len(target))), ticktext=target, autorange="reversed"
+            title="output",
+            tickmode="array",
+            tickvals=list(range(len(target))),
+            ticktext=target,
+            range=[len(target) - 0.5, -0.5],
         ),
         height=180 + 28 * len(target),
         margin=dict(l=20, r=20, t=30, b=20),
@@ -225,6 +236,8 @@ def build_demo(
             datatype=["number", "str", "number"],
             label="Translations",
             interactive=False,
+            wrap=True,
+            column_widths=["8%", "77%", "15%"],
             elem_id="translations",
         )
         gr.Markdown(

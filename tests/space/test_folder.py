@@ -90,3 +90,30 @@ def test_the_spaces_app_py_serves_a_saved_model(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_the_docs_block_writes_and_pushes_the_space(tmp_path, monkeypatch):
+    """docs/deployment.md's Space block, run as written against a recording HfApi: one commit of the folder."""
+    from hub_utils import RecordingHfApi
+    from test_docs import run_block, section_blocks
+
+    class SpaceRecordingHfApi(RecordingHfApi):
+        """Also records the README that upload_folder sends to the Hub's YAML validation first."""
+
+        validated: list[tuple[str, str]] = []
+
+        def _validate_yaml(self, content: str, *, repo_type: str | None = None, token=None):
+            self.validated.append((content, repo_type))
+
+    (block,) = section_blocks("## A Space")
+    hub = SpaceRecordingHfApi()
+    # Without xet, upload_folder sends its files through create_commit, the method the recording HfApi replaces.
+    monkeypatch.setattr("huggingface_hub.hf_api.is_xet_available", lambda: False)
+    monkeypatch.setattr("huggingface_hub.HfApi", lambda *args, **kwargs: hub)
+    monkeypatch.chdir(tmp_path)
+    run_block(block)
+    (commit,) = hub.commits_of("org/simple-s2s-demo")
+    pushed = {recorded.path_in_repo: recorded.content for recorded in commit.files}
+    written = write_space(tmp_path / "expected", MODEL_ID)
+    assert pushed == {path.name: path.read_bytes() for path in written.iterdir()}
+    assert hub.validated == [(pushed["README.md"].decode(), "space")]
