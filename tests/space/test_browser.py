@@ -31,9 +31,10 @@ def test_the_page_translates_and_draws_one_heatmap_row_per_output_token(tmp_path
     screenshot = Path(os.environ.get("SPACE_SCREENSHOT") or tmp_path / "space.png")
     model, tokenizer = load_translator(str(model_dir))
     inputs = tokenizer(SENTENCE, return_tensors="pt")
-    expected = model.generate(**inputs, max_new_tokens=50)[0, 1:]  # the page's default decoding
+    expected = model.generate(**inputs, max_new_tokens=50)[0, 1:].tolist()  # the page's default decoding
     expected_text = tokenizer.decode(expected, skip_special_tokens=True).strip()
-    output_tokens = int((expected != tokenizer.pad_token_id).sum())
+    eos = tokenizer.eos_token_id
+    output_tokens = expected.index(eos) + 1 if eos in expected else len(expected)
 
     with (
         served_page(model_dir, title=f"SimpleS2S: {Path(model_dir).name}", examples=read_examples(SHIPPED_EXAMPLES))
