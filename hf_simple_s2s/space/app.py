@@ -188,6 +188,8 @@ def build_demo(
     with more than one, the page lets the user choose."""
     if not models:
         raise ValueError("models must name at least one model, got none")
+    if max_source_tokens < 1:
+        raise ValueError(f"max_source_tokens must be >= 1, got {max_source_tokens}")
     first = next(iter(models.values()))
     saved = first.generation_config  # the decoding the training job chose on validation
     defaults = DecodingOptions(
@@ -248,7 +250,7 @@ def build_demo(
         plot = gr.Plot(label="Attention", elem_id="attention")
         state = gr.State([])
         if examples:
-            gr.Examples([[example] for example in examples], inputs=[source], label="Examples (Multi30k test set)")
+            gr.Examples([[example] for example in examples], inputs=[source], label="Examples")
 
         inputs = [source, model_name, num_beams, length_penalty, no_repeat, num_return, max_new]
         outputs = [table, rank, plot, state]
@@ -280,16 +282,19 @@ def main(
     parser.add_argument("--device", help="e.g. cpu or cuda (default: cpu)")
     parser.add_argument("--port", type=int, help="default: 7860, or $GRADIO_SERVER_PORT")
     args = parser.parse_args(argv)
-    if args.max_source_tokens < 1:
-        parser.error(f"--max_source_tokens must be >= 1, got {args.max_source_tokens}")
+    try:
+        examples = read_examples(args.examples)
+    except (OSError, UnicodeDecodeError) as error:
+        parser.error(f"cannot read --examples {args.examples}: {getattr(error, 'strerror', None) or error}")
     try:
         model, tokenizer = load_translator(args.model, args.device)
     except OSError as error:
         parser.error(f"cannot load model {args.model!r}: {str(error).splitlines()[0]}")
     models = {"float32": model}  # another variant of the model (e.g. int8) is one more entry: the page offers a choice
-    demo = build_demo(
-        models, tokenizer, f"SimpleS2S: {args.model}", read_examples(args.examples), args.max_source_tokens
-    )
+    try:
+        demo = build_demo(models, tokenizer, f"SimpleS2S: {args.model}", examples, args.max_source_tokens)
+    except ValueError as error:
+        parser.error(str(error))
     demo.launch(server_port=args.port, ssr_mode=False)
 
 

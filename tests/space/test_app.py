@@ -10,7 +10,7 @@ from hub_utils import tiny_checkpoint
 from serving import served_page
 
 from hf_simple_s2s.inference.translate import load_translator
-from hf_simple_s2s.space.app import MAX_BEAMS, MAX_NEW_TOKENS, DecodingOptions
+from hf_simple_s2s.space.app import MAX_BEAMS, MAX_NEW_TOKENS, DecodingOptions, main
 
 gradio_client = pytest.importorskip("gradio_client", reason="the page needs the space extra")
 
@@ -115,3 +115,24 @@ def test_bad_input_gets_the_pages_one_line_message(client, text, options, messag
 def test_decoding_options_outside_the_sliders_are_refused_in_python_too(options, message):
     with pytest.raises(ValueError, match=message):
         DecodingOptions(**options)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max_source_tokens", "0"], "max_source_tokens must be >= 1, got 0"),
+        (["--examples", "/nonexistent/examples.txt"], "cannot read --examples /nonexistent/examples.txt"),
+    ],
+)
+def test_bad_command_lines_get_one_line_errors(model_dir, capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(model_dir), *args])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.splitlines()[-1]  # after the weights' loading bar, where there is one
+    assert error.startswith(f"app.py: error: {message}")
+
+
+def test_an_unknown_model_is_named(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "missing-model")])
+    assert capsys.readouterr().err.startswith(f"app.py: error: cannot load model '{tmp_path / 'missing-model'}'")
