@@ -6,6 +6,7 @@ training job's plots draw it (Bahdanau et al. 2015, figure 3).
 """
 
 import gzip
+import html
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -118,7 +119,11 @@ def translate_with_attention(
 
 def attention_figure(hypothesis: Hypothesis) -> go.Figure:
     """An interactive heatmap: a row per output token, a column per source token, the argmax alignment boxed."""
-    source, target = hypothesis.source_tokens, hypothesis.target_tokens
+    # Plotly reads labels as HTML: '</s>' would vanish.
+    source, target = (
+        [html.escape(t) for t in hypothesis.source_tokens],
+        [html.escape(t) for t in hypothesis.target_tokens],
+    )
     figure = go.Figure(
         go.Heatmap(
             z=hypothesis.attention,

@@ -18,6 +18,12 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test n
 
 CHROMIUM = Path("/usr/bin/chromium")
 SENTENCE = "Ein kleiner Hund rennt über eine grüne Wiese ."
+# Plotly draws at a default size first, then fits the container: the screenshot waits for the second drawing.
+WIDE_HEATMAP = """() => {
+    const plot = document.querySelector('#attention .js-plotly-plot');
+    const image = plot && plot.querySelector('.hm image');
+    return image && image.getBoundingClientRect().width > 0.6 * plot.getBoundingClientRect().width;
+}"""
 pytestmark = [
     pytest.mark.slow,  # a browser start and a page load: 10-30 s here
     pytest.mark.skipif(
@@ -59,10 +65,13 @@ def test_the_page_translates_and_draws_one_heatmap_row_per_output_token(tmp_path
             translations = page.locator("#translations")
             sync_api.expect(translations).to_contain_text(expected_text or "1", timeout=60_000)
             page.wait_for_selector("#attention .js-plotly-plot .hm image", timeout=60_000)  # the heatmap is drawn
+            page.wait_for_function(WIDE_HEATMAP, timeout=60_000)  # and resized to the page's width
             rows = page.evaluate("document.querySelector('#attention .js-plotly-plot').data[0].z.length")
-            row_labels = page.locator("#attention .ytick").count()
+            row_labels = page.locator("#attention .ytick text").all_text_contents()
             page.screenshot(path=str(screenshot), full_page=True)
         finally:
             browser.close()
-    assert rows == output_tokens and row_labels == output_tokens
+    assert rows == output_tokens and len(row_labels) == output_tokens
+    if expected[output_tokens - 1] == eos:
+        assert row_labels[-1] == tokenizer.eos_token  # '</s>' drawn as text, not read as an HTML tag
     assert screenshot.stat().st_size > 10_000
