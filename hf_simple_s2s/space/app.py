@@ -261,7 +261,7 @@ def build_demo(
         outputs = [table, rank, plot, state]
         button.click(translate, inputs, outputs, api_name="translate")
         source.submit(translate, inputs, outputs, api_name=False)
-        rank.change(show, [rank, state], plot, api_name=False)
+        rank.change(show, [rank, state], plot, api_name="attention")  # of hypothesis `rank` of the last translation
     return demo
 
 

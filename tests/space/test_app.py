@@ -71,15 +71,21 @@ def test_translations_and_scores_equal_generate(client, model_dir, options, sent
     assert [row[1] for row in rows] == texts
     torch.testing.assert_close(torch.tensor([row[2] for row in rows]), expected_scores.float(), atol=1e-4, rtol=0)
 
-    # The heatmap is the first hypothesis's (the page offers each): a row per output token (eos included), a column
-    # per source token.
+    # The heatmap drawn is the first hypothesis's; the page offers each.
     assert shown["value"] == 1 and [value for _, value in shown["choices"]] == list(range(1, len(texts) + 1))
-    heatmap, alignment = figure["data"]
-    output_tokens = tokenizer.convert_ids_to_tokens(output.sequences[0, 1:])
-    if tokenizer.eos_token in output_tokens:
-        output_tokens = output_tokens[: output_tokens.index(tokenizer.eos_token) + 1]
-    assert figure["layout"]["yaxis"]["ticktext"] == [html.escape(token) for token in output_tokens]  # '&lt;/s&gt;'
     source_tokens = tokenizer.convert_ids_to_tokens(inputs["input_ids"][0])
+    for rank, sequence in enumerate(output.sequences, start=1):
+        if rank > 1:
+            figure = json.loads(client.predict(rank, api_name="/attention")["plot"])
+        check_heatmap(figure, tokenizer.convert_ids_to_tokens(sequence[1:]), source_tokens, tokenizer.eos_token)
+
+
+def check_heatmap(figure: dict, output_tokens: list[str], source_tokens: list[str], eos_token: str) -> None:
+    """A row per output token up to its first eos, a column per source token, the argmax of each row boxed."""
+    if eos_token in output_tokens:
+        output_tokens = output_tokens[: output_tokens.index(eos_token) + 1]
+    heatmap, alignment = figure["data"]
+    assert figure["layout"]["yaxis"]["ticktext"] == [html.escape(token) for token in output_tokens]  # '&lt;/s&gt;'
     assert figure["layout"]["xaxis"]["ticktext"] == [html.escape(token) for token in source_tokens]
     assert len(heatmap["z"]) == len(output_tokens)
     assert all(abs(sum(row) - 1) < 1e-4 for row in heatmap["z"])  # each row: one step's attention distribution
