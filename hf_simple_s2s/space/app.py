@@ -17,6 +17,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from hf_simple_s2s.inference.alignment import argmax_alignment, cross_attention_of
+from hf_simple_s2s.inference.quantize import quantize_int8
 from hf_simple_s2s.inference.translate import OneLineArgumentParser, load_translator
 
 # The shipped Multi30k test set (German side): the page's example list when run from a clone of the repository.
@@ -278,7 +279,7 @@ def main(
         "model",
         nargs="?" if default_model else None,
         default=default_model,
-        help="a saved model folder or a Hub repository name",
+        help="a saved model folder or a Hub repository name; several, joined by commas, decode as an ensemble",
     )
     parser.add_argument(
         "--examples",
@@ -288,6 +289,7 @@ def main(
     parser.add_argument("--max_source_tokens", type=int, default=100, help="longer sentences are refused")
     parser.add_argument("--device", help="e.g. cpu or cuda (default: cpu)")
     parser.add_argument("--port", type=int, help="default: 7860, or $GRADIO_SERVER_PORT")
+    parser.add_argument("--int8", action="store_true", help="also offer an int8 copy of the model (CPU)")
     args = parser.parse_args(argv)
     try:
         examples = read_examples(args.examples)
@@ -295,9 +297,14 @@ def main(
         parser.error(f"cannot read --examples {args.examples}: {getattr(error, 'strerror', None) or error}")
     try:
         model, tokenizer = load_translator(args.model, args.device)
-    except OSError as error:
+    except (OSError, ValueError) as error:  # ValueError: ensemble members that do not share the tokenizer
         parser.error(f"cannot load model {args.model!r}: {str(error).splitlines()[0]}")
-    models = {"float32": model}  # another variant of the model (e.g. int8) is one more entry: the page offers a choice
+    models = {"float32": model}  # each variant of the model is one more entry: the page offers a choice
+    if args.int8:
+        try:
+            models["int8"] = quantize_int8(model)
+        except ValueError as error:  # an ensemble, or a model on a GPU
+            parser.error(f"--int8: {error}")
     try:
         demo = build_demo(models, tokenizer, f"SimpleS2S: {args.model}", examples, args.max_source_tokens)
     except ValueError as error:

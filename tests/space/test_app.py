@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from conftest import peaky_model
 from hub_utils import tiny_checkpoint
 from serving import served_page
 
@@ -144,3 +145,42 @@ def test_an_unknown_model_is_named(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([str(tmp_path / "missing-model")])
     assert capsys.readouterr().err.startswith(f"app.py: error: cannot load model '{tmp_path / 'missing-model'}'")
+
+
+def test_every_model_variant_on_the_page_decodes_as_itself(model_dir):
+    """The page's model choice: an int8 copy and an ensemble are entries beside the model, each decoding as its own
+    generate() does (the attention of an ensemble is its members' mean)."""
+    from hf_simple_s2s.inference.ensemble import SimpleS2SEnsemble
+    from hf_simple_s2s.inference.quantize import quantize_int8
+    from hf_simple_s2s.space.app import build_demo
+
+    model, tokenizer = load_translator(str(model_dir))
+    other = peaky_model(seed=1)
+    variants = {"float32": model, "int8": quantize_int8(model), "ensemble": SimpleS2SEnsemble([model, other])}
+    demo = build_demo(variants, tokenizer, max_source_tokens=MAX_SOURCE_TOKENS)
+    _, url, _ = demo.launch(prevent_thread_lock=True, ssr_mode=False, quiet=True)
+    try:
+        client = gradio_client.Client(url, verbose=False)
+        inputs = tokenizer(SENTENCES[1], return_tensors="pt")
+        texts = {}
+        for label, variant in variants.items():
+            table, _, plot = client.predict(SENTENCES[1], label, 3, 1.0, 0, 1, 12, api_name="/translate")
+            expected = variant.generate(**inputs, num_beams=3, max_new_tokens=12)
+            texts[label] = table["data"][0][1]
+            assert texts[label] == tokenizer.decode(expected[0], skip_special_tokens=True).strip()
+            figure = json.loads(plot["plot"])
+            check_heatmap(
+                figure,
+                tokenizer.convert_ids_to_tokens(expected[0][1:]),
+                tokenizer.convert_ids_to_tokens(inputs["input_ids"][0]),
+                tokenizer.eos_token,
+            )
+        assert texts["ensemble"] != texts["float32"]  # the second member changes the choice: the page used it
+    finally:
+        demo.close()
+
+
+def test_int8_of_an_ensemble_is_refused_in_one_line(model_dir, capsys):
+    with pytest.raises(SystemExit):
+        main([f"{model_dir},{model_dir}", "--int8"])
+    assert capsys.readouterr().err.splitlines()[-1].startswith("app.py: error: --int8: `model` must be a")
