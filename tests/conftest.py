@@ -3,6 +3,7 @@ in."""
 
 import functools
 import os
+import signal
 
 import pytest
 import torch
@@ -11,6 +12,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from hf_simple_s2s import SimpleS2SConfig, SimpleS2SForConditionalGeneration  # noqa: E402
+
+# A suite started in the background (`nohup`, `&` in a script) inherits SIGINT ignored, and Python then installs no
+# KeyboardInterrupt handler: the Ctrl-C tests (in this process and in the training processes it starts, which get the
+# default disposition back at exec) need the handler an interactive run has.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Tiny models run fastest on one thread; more threads only contend on a small, shared machine.
 torch.set_num_threads(1)
