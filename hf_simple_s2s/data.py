@@ -2,13 +2,15 @@
 
 One loader for the Multi30k files shipped in `examples/data/multi30k/` and for a user's own corpus: per split, a pair of
 plain-text files (one sentence per line, optionally gzipped), a TSV file (source <TAB> target) or a JSON-lines file.
+With `streaming=True` the training split is read lazily by `datasets`' own builders instead (`stream_split`).
 """
 
+import csv
 import gzip
 import json
 from pathlib import Path
 
-from datasets import Dataset, DatasetDict
+from datasets import Dataset, DatasetDict, Features, IterableDataset, Value, concatenate_datasets, load_dataset
 
 MULTI30K_DIR = Path(__file__).resolve().parent.parent / "examples" / "data" / "multi30k"
 # File-name stems tried for each split, in order; Multi30k calls its splits train / val / test_2016_flickr.
@@ -91,6 +93,7 @@ def load_parallel_corpus(
     data_files: dict[str, SplitFiles] | str | Path,
     source_lang: str = "de",
     target_lang: str = "en",
+    streaming: bool = False,
 ) -> DatasetDict:
     """Load a parallel corpus from local files into a `DatasetDict` with one `translation` column.
 
@@ -98,17 +101,81 @@ def load_parallel_corpus(
         data_files: per split name, a `(source_file, target_file)` pair of text files, a `.tsv` or a `.jsonl` file;
             or a folder, searched with `find_split_files`.
         source_lang, target_lang: the keys of each `translation` record (and the text files' suffixes in a folder).
+        streaming: read the "train" split lazily (`stream_split`, an `IterableDataset`); the others, small, in memory.
     """
     if isinstance(data_files, (str, Path)):
         data_files = find_split_files(data_files, source_lang, target_lang)
     splits = {}
     for split, files in data_files.items():
+        if streaming and split == "train":
+            splits[split] = stream_split(files, source_lang, target_lang)
+            continue
         sources, targets = read_split(files, source_lang, target_lang)
         if not sources:
             raise ValueError(f"the {split!r} split is empty: {files}")
         records = [{source_lang: s, target_lang: t} for s, t in zip(sources, targets, strict=True)]
         splits[split] = Dataset.from_dict({"translation": records})
     return DatasetDict(splits)
+
+
+def stream_split(files: SplitFiles, source_lang: str, target_lang: str) -> IterableDataset:
+    """One split as a stream of `{"translation": {source_lang: ..., target_lang: ...}}` records, read by `datasets`'
+    text, csv and json builders (`load_dataset(..., streaming=True)`): nothing is held in memory but a block of lines.
+    """
+    if isinstance(files, (tuple, list)):
+        if len(files) != 2:
+            raise ValueError(f"a split needs (source_file, target_file), got {files!r}")
+        sides = [
+            load_dataset("text", data_files=str(existing(path)), split="train", streaming=True).rename_column(
+                "text", lang
+            )
+            for path, lang in zip(files, (source_lang, target_lang), strict=True)
+        ]
+        columns = concatenate_datasets(sides, axis=1)  # line i of one beside line i of the other
+    else:
+        name = Path(files).name.removesuffix(".gz")
+        if name.endswith(".tsv"):
+            columns = load_dataset(
+                "csv",
+                data_files=str(existing(files)),
+                split="train",
+                streaming=True,
+                delimiter="\t",
+                column_names=[source_lang, target_lang],
+                quoting=csv.QUOTE_NONE,  # quotes are text, as in `read_tsv`
+                na_filter=False,  # "NA", "null" and "" are sentences, not missing values
+                features=Features({source_lang: Value("string"), target_lang: Value("string")}),
+            )
+        elif name.endswith((".jsonl", ".json")):
+            columns = load_dataset("json", data_files=str(existing(files)), split="train", streaming=True)
+        else:
+            raise ValueError(
+                f"{files}: a single file must be .tsv or .jsonl (optionally .gz); pass text files as a pair"
+            )
+
+    def as_translation(batch: dict[str, list]) -> dict[str, list]:
+        pairs = (
+            batch["translation"] if "translation" in batch else [dict(zip(batch, row)) for row in zip(*batch.values())]
+        )
+        try:
+            return {
+                "translation": [{source_lang: pair[source_lang], target_lang: pair[target_lang]} for pair in pairs]
+            }
+        except (KeyError, TypeError) as error:
+            raise ValueError(
+                f"{files}: expected records with keys {source_lang!r} and {target_lang!r} "
+                f"(optionally under 'translation'): {error!r}"
+            ) from None
+
+    column_names = list(next(iter(columns)))  # the json builder knows them only once it has read a block
+    return columns.map(as_translation, batched=True, remove_columns=column_names)
+
+
+def existing(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file not found: {path}")
+    return path
 
 
 def find_split_files(data_dir: str | Path, source_lang: str, target_lang: str) -> dict[str, SplitFiles]:
@@ -158,4 +225,11 @@ def load_multi30k(
     return load_parallel_corpus(data_dir, source_lang, target_lang)
 
 
-__all__ = ["MULTI30K_DIR", "find_split_files", "load_multi30k", "load_parallel_corpus", "read_lines"]
+__all__ = [
+    "MULTI30K_DIR",
+    "find_split_files",
+    "load_multi30k",
+    "load_parallel_corpus",
+    "read_lines",
+    "stream_split",
+]

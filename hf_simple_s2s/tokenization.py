@@ -4,7 +4,8 @@ The special tokens sit at the ids the model expects (pad 0, bos 1 = decoder star
 sequence, source or target, ends with `</s>`.
 """
 
-from collections.abc import Iterable
+import itertools
+from collections.abc import Iterable, Mapping
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
@@ -55,6 +56,15 @@ def train_tokenizer(
     return wrap_tokenizer(tokenizer)
 
 
+def train_tokenizer_on_pairs(
+    pairs: Iterable[Mapping[str, str]], source_lang: str, target_lang: str, **kwargs
+) -> PreTrainedTokenizerFast:
+    """`train_tokenizer` on the sources, then the targets, of `pairs`: a list, or a stream's sample (an
+    `IterableDataset` column) that is read twice instead of being held in memory. `kwargs` go to `train_tokenizer`."""
+    texts = itertools.chain((pair[source_lang] for pair in pairs), (pair[target_lang] for pair in pairs))
+    return train_tokenizer(texts, **kwargs)
+
+
 def wrap_tokenizer(tokenizer: Tokenizer) -> PreTrainedTokenizerFast:
     # transformers 5 does not read the special tokens back from the `tokenizers` object: name them here.
     return PreTrainedTokenizerFast(
@@ -68,4 +78,4 @@ def wrap_tokenizer(tokenizer: Tokenizer) -> PreTrainedTokenizerFast:
     )
 
 
-__all__ = ["SPECIAL_TOKENS", "TOKENIZER_MODELS", "train_tokenizer", "wrap_tokenizer"]
+__all__ = ["SPECIAL_TOKENS", "TOKENIZER_MODELS", "train_tokenizer", "train_tokenizer_on_pairs", "wrap_tokenizer"]

@@ -5,7 +5,14 @@ import json
 
 import pytest
 
-from hf_simple_s2s.data import MULTI30K_DIR, find_split_files, load_multi30k, load_parallel_corpus, read_lines
+from hf_simple_s2s.data import (
+    MULTI30K_DIR,
+    find_split_files,
+    load_multi30k,
+    load_parallel_corpus,
+    read_lines,
+    stream_split,
+)
 
 PAIRS = [("Ein Hund läuft.", "A dog runs."), ("Zwei Männer\tlachen?", "Two men laugh?"), ("Ja.", "Yes.")]
 PAIRS_NO_TAB = [(s.replace("\t", " "), t) for s, t in PAIRS]
@@ -58,6 +65,36 @@ def test_text_pair_tsv_and_jsonl_give_the_same_dataset(tmp_path, suffix):
     assert as_pairs(corpus["validation"]) == PAIRS_NO_TAB
     assert as_pairs(corpus["test"]) == PAIRS  # JSON keeps the tab inside the sentence
     assert as_pairs(corpus["extra"]) == PAIRS
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_a_streamed_split_holds_the_records_read_in_memory(tmp_path, suffix):
+    pairs = [*PAIRS_NO_TAB, ('"Na" , sagt er.', "NA"), ("null", "")]  # quotes, pandas' NA markers, an empty side
+    files = {
+        "pair": (
+            write_lines(tmp_path / f"a.de{suffix}", [s for s, _ in pairs]),
+            write_lines(tmp_path / f"a.en{suffix}", [t for _, t in pairs]),
+        ),
+        "tsv": write_lines(tmp_path / f"a.tsv{suffix}", [f"{s}\t{t}" for s, t in pairs]),
+        "flat": write_lines(
+            tmp_path / f"a.jsonl{suffix}", [json.dumps({"de": s, "en": t, "id": 1}) for s, t in pairs]
+        ),
+        "nested": write_lines(
+            tmp_path / f"b.jsonl{suffix}",
+            [json.dumps({"translation": {"de": s, "en": t, "fr": "?"}}) for s, t in pairs],
+        ),
+    }
+    in_memory = load_parallel_corpus(files, "de", "en")
+    for name, split_files in files.items():
+        streamed = [record["translation"] for record in stream_split(split_files, "de", "en")]
+        assert streamed == list(in_memory[name]["translation"]), name
+
+
+def test_streaming_reads_the_training_split_of_a_folder_as_a_stream(multi30k):
+    corpus = load_parallel_corpus(MULTI30K_DIR, streaming=True)
+    assert not isinstance(corpus["train"], type(corpus["test"]))
+    assert list(corpus["train"].take(50)) == list(multi30k["train"].select(range(50)))
+    assert corpus["test"][:] == multi30k["test"][:]
 
 
 def test_a_folder_is_searched_for_splits_by_their_usual_names(tmp_path):

@@ -51,6 +51,16 @@ class JobArguments:
         default=None, metadata={"help": "validation pairs scored at each evaluation (best-checkpoint selection)"}
     )
     max_test_samples: int | None = None
+    streaming: bool = field(
+        default=False,
+        metadata={"help": "read the training split as a stream (corpora larger than memory); needs --max_steps"},
+    )
+    streaming_buffer_size: int = field(
+        default=10_000, metadata={"help": "--streaming: training pairs shuffled (and length-bucketed) in memory"}
+    )
+    tokenizer_sample_size: int = field(
+        default=1_000_000, metadata={"help": "--streaming: the tokenizer trains on the first N training pairs"}
+    )
     max_source_length: int = 64
     max_target_length: int = 64
     tokenizer_model: Literal[TOKENIZER_MODELS] = "bpe"
@@ -80,6 +90,9 @@ class JobArguments:
             raise ValueError(f"--max_train_minutes must be > 0, got {self.max_train_minutes}")
         if self.average_checkpoints is not None and not self.average_checkpoints >= 1:
             raise ValueError(f"--average_checkpoints must be >= 1, got {self.average_checkpoints}")
+        for name in ("streaming_buffer_size", "tokenizer_sample_size"):
+            if not getattr(self, name) >= 1:
+                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
 
 
 # `SimpleS2SConfig`'s own fields that are not the job's arguments: the special tokens' ids are fixed by the tokenizer,
@@ -177,6 +190,10 @@ def parse_arguments(argv: Sequence[str]) -> tuple[MainJobArguments, Seq2SeqTrain
         raise UsageError(str(error).strip().splitlines()[0]) from None
     if remaining:
         raise UsageError(f"unknown argument {remaining[0]!r}")
+    if job_args.streaming and training_args.max_steps <= 0:
+        raise UsageError(
+            f"--streaming needs --max_steps > 0 (a stream has no length to count epochs in), got {training_args.max_steps}"
+        )
     if job_args.average_checkpoints and training_args.save_total_limit is not None:  # the last K, and the best
         training_args.save_total_limit = max(training_args.save_total_limit, job_args.average_checkpoints + 1)
     return job_args, training_args

@@ -23,7 +23,7 @@ from typing import NoReturn
 
 import torch
 from accelerate import PartialState
-from datasets import Dataset
+from datasets import Dataset, IterableDataset
 from transformers import AutoTokenizer, DataCollatorForSeq2Seq, Seq2SeqTrainer
 from transformers.trainer_utils import set_seed
 
@@ -32,7 +32,7 @@ from ..inference.pipeline import share_pipeline
 from ..metrics import bleu_signature
 from ..model_card import write_model_card
 from ..models.simple_s2s import SimpleS2SConfig, SimpleS2SForConditionalGeneration
-from ..tokenization import train_tokenizer
+from ..tokenization import train_tokenizer_on_pairs
 from .arguments import (
     CONFIG_FIELDS,
     MainJobArguments,
@@ -53,19 +53,22 @@ from .evaluation import (
     translate_and_plot,
 )
 from .locking import OutputDirInUse, OutputDirLock
-from .sampling import LengthGroupedSeq2SeqTrainer
+from .sampling import LengthGroupedSeq2SeqTrainer, bucket_by_length
 
 
 def load_splits(job_args: MainJobArguments) -> dict[str, Dataset]:
-    """The train, validation and test splits of --data_dir, each cut to its --max_*_samples."""
-    splits = load_parallel_corpus(job_args.data_dir, job_args.source_lang, job_args.target_lang)
+    """The train, validation and test splits of --data_dir, each cut to its --max_*_samples; train as a stream with
+    --streaming."""
+    splits = load_parallel_corpus(job_args.data_dir, job_args.source_lang, job_args.target_lang, job_args.streaming)
     for required in ("validation", "test"):
         if required not in splits:
             raise UsageError(f"no {required} split in --data_dir {job_args.data_dir}")
     limits = {"train": job_args.max_train_samples, "validation": job_args.max_eval_samples}
     limits["test"] = job_args.max_test_samples
     for split_name, limit in limits.items():
-        if limit is not None:
+        if limit is not None and isinstance(splits[split_name], IterableDataset):
+            splits[split_name] = splits[split_name].take(limit)
+        elif limit is not None:
             splits[split_name] = splits[split_name].select(range(min(limit, len(splits[split_name]))))
     return splits
 
@@ -210,11 +213,10 @@ def run(job_args: MainJobArguments, training_args, is_main: bool) -> None:
                 start_output_dir(output_dir, job_args)
             except OSError as error:  # read-only, below a file, ...
                 exit_with_error(f"cannot write --output_dir {output_dir}: {error.strerror}")
-            pairs = splits["train"]["translation"]
-            tokenizer = train_tokenizer(
-                [p[src] for p in pairs] + [p[tgt] for p in pairs],
-                vocab_size=job_args.vocab_size,
-                model=job_args.tokenizer_model,
+            # A stream's first --tokenizer_sample_size pairs, read twice (sources, then targets) and never held
+            sample = splits["train"].take(job_args.tokenizer_sample_size) if job_args.streaming else splits["train"]
+            tokenizer = train_tokenizer_on_pairs(
+                sample["translation"], src, tgt, vocab_size=job_args.vocab_size, model=job_args.tokenizer_model
             )
             tokenizer.model_max_length = job_args.max_source_length  # what translating cuts longer sources to
             tokenizer.save_pretrained(output_dir)
@@ -222,6 +224,10 @@ def run(job_args: MainJobArguments, training_args, is_main: bool) -> None:
             tokenizer = AutoTokenizer.from_pretrained(output_dir)
 
     tokenized = tokenize_splits(splits, tokenizer, job_args)
+    if job_args.streaming:  # group_by_length's counterpart for a stream: similar lengths within a bounded buffer
+        global_batch = training_args.train_batch_size * training_args.world_size
+        seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
+        tokenized["train"] = bucket_by_length(tokenized["train"], global_batch, job_args.streaming_buffer_size, seed)
     # The model smooths its own loss (config.label_smoothing): Seq2SeqTrainer's `label_smoothing_factor` would take
     # the labels away from the forward, and the coverage loss and scheduled sampling with them.
     model = build_model(job_args, vocab_size=len(tokenizer), label_smoothing=training_args.label_smoothing_factor)
@@ -234,8 +240,11 @@ def run(job_args: MainJobArguments, training_args, is_main: bool) -> None:
     trainer = build_trainer(job_args, training_args, model, tokenizer, tokenized, callbacks)
     if is_main:
         processes = f" in {training_args.world_size} processes" if training_args.world_size > 1 else ""
-        print(f"{model.num_parameters():,} parameters; training on {len(tokenized['train']):,} pairs{processes}")
-        if warning := too_short_warning(tokenized["train"], len(tokenizer), training_args):
+        pairs = "a stream of pairs" if job_args.streaming else f"{len(tokenized['train']):,} pairs"
+        print(f"{model.num_parameters():,} parameters; training on {pairs}{processes}")
+        if not job_args.streaming and (
+            warning := too_short_warning(tokenized["train"], len(tokenizer), training_args)
+        ):
             print(f"simple-s2s-train: warning: {warning}", file=sys.stderr)
     try:
         train_result = trainer.train(resume_from_checkpoint=resume_from)
@@ -283,7 +292,7 @@ def run(job_args: MainJobArguments, training_args, is_main: bool) -> None:
         "stopped_by_time_limit_at_step": time_limit.stopped_at_step if time_limit else None,
         "planned_steps": trainer.state.max_steps,
         "wall_time_s": round(time.perf_counter() - started, 1),
-        "dataset_sizes": {name: len(split) for name, split in splits.items()},
+        "dataset_sizes": {name: len(split) for name, split in splits.items() if isinstance(split, Dataset)},
         "samples": samples,
     }
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")

@@ -1,7 +1,9 @@
 """The job's training order: batches of similar lengths (transformers' `LengthGroupedSampler`), drawn from a generator
-seeded by (seed, epoch) so that a run resumed mid-epoch replays exactly the order it was interrupted in."""
+seeded by (seed, epoch) so that a run resumed mid-epoch replays exactly the order it was interrupted in; for a stream
+(`--streaming`), the same grouping within a bounded buffer (`bucket_by_length`)."""
 
 import torch
+from datasets import IterableDataset
 from transformers import Seq2SeqTrainer
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
@@ -52,4 +54,26 @@ def wrapped_samplers(loader_or_sampler, depth: int = 8):
             yield from wrapped_samplers(inner, depth - 1)
 
 
-__all__ = ["EpochSeededLengthGroupedSampler", "LengthGroupedSeq2SeqTrainer"]
+def bucket_by_length(
+    examples: IterableDataset, batch_size: int, buffer_size: int, seed: int, chunk_batches: int = 16
+) -> IterableDataset:
+    """Tokenized `examples` shuffled in a buffer of `buffer_size`, then cut into chunks of `chunk_batches` batches,
+    each sorted by source length and given back batch by batch in a random order: batches of similar lengths (less
+    padding, as `group_by_length`) while at most `buffer_size + chunk_batches * batch_size` examples are held.
+
+    The order depends on `seed` and the epoch (`set_epoch`, which the Trainer calls) alone.
+    """
+    chunk_size = chunk_batches * batch_size
+
+    def sort_chunk(chunk: dict[str, list], indices: list[int]) -> dict[str, list]:
+        by_length = sorted(range(len(indices)), key=lambda row: len(chunk["input_ids"][row]))
+        batches = [by_length[start : start + batch_size] for start in range(0, len(by_length), batch_size)]
+        generator = torch.Generator().manual_seed(seed + indices[0])  # the chunk's first position in the stream
+        order = [row for batch in torch.randperm(len(batches), generator=generator) for row in batches[batch]]
+        return {name: [values[row] for row in order] for name, values in chunk.items()}
+
+    shuffled = examples.shuffle(seed=seed, buffer_size=buffer_size)
+    return shuffled.map(sort_chunk, batched=True, batch_size=chunk_size, with_indices=True)
+
+
+__all__ = ["EpochSeededLengthGroupedSampler", "LengthGroupedSeq2SeqTrainer", "bucket_by_length"]
