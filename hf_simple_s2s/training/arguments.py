@@ -59,7 +59,7 @@ class JobArguments:
         default=10_000, metadata={"help": "--streaming: training pairs shuffled (and length-bucketed) in memory"}
     )
     tokenizer_sample_size: int = field(
-        default=1_000_000, metadata={"help": "--streaming: the tokenizer trains on the first N training pairs"}
+        default=100_000, metadata={"help": "--streaming: the tokenizer trains on the first N training pairs"}
     )
     max_source_length: int = 64
     max_target_length: int = 64

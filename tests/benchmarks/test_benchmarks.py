@@ -108,11 +108,14 @@ def test_quality_of_trained_folders(tmp_path):
         ("bench_quality", []),
         ("bench_device", []),
         ("bench_startup", []),
+        ("bench_streaming", ["--pairs", "2000", "--memory_pairs", "1000"]),  # corpora in pytest's tmp_path
     ],
 )
 def test_quick_run_writes_the_harness_record(script, arguments, tmp_path):
     output = tmp_path / f"{script}.json"
     command = [sys.executable, "-m", f"benchmarks.{script}", "--quick", "--repeats", "2", "--output", str(output)]
+    if script == "bench_streaming":
+        arguments = [*arguments, "--corpus_dir", str(tmp_path / "corpora")]
     subprocess.run(command + arguments, cwd=REPO_ROOT, check=True, capture_output=True, timeout=900)
     record = json.loads(output.read_text())
     assert_harness_record(record)
