@@ -5,7 +5,7 @@ committed; reused when it is there already): Multi30k training pairs drawn at ra
 as one TSV file. The tiny preset (evaluation and saving off) then trains `--steps` steps in a fresh process per path:
 - streaming on the whole corpus (`--streaming`, its defaults: shuffle buffer, tokenizer sample);
 - in memory on the first `--memory_pairs` pairs of the same corpus (same lengths; all of it would not fit in memory);
-recording the resident set size (psutil RSS) at step 100 and at the end, the seconds from the start (data loading,
+recording the resident set size (psutil RSS, data-loader workers included) at step 100 and at the end, the seconds from the start (data loading,
 tokenizer training included) to the end of the first step, and the time of the steps after the first (data loading
 between the steps included) by the wall and CPU clocks. Targets: RSS growth from step 100 to the end <= 200 MB
 (streaming), first step < 60 s, streaming throughput >= 0.9x in memory over the same number of steps.
@@ -64,7 +64,7 @@ def write_corpus(folder: Path, pairs: int, seed: int = 0) -> Path:
 
 
 class Probe(TrainerCallback):
-    """RSS at step `RSS_STEP` and at the end; the wall and CPU seconds of each step after the first."""
+    """RSS at step `RSS_STEP` and at the last step; the wall and CPU seconds of each step after the first."""
 
     def __init__(self, started: float):
         self.started = started
@@ -79,12 +79,17 @@ class Probe(TrainerCallback):
         else:  # from the last step's end: data loading, collating, the step, the bookkeeping
             self.step.__exit__()
         if state.global_step == RSS_STEP:
-            self.rss["at_step_100"] = psutil.Process().memory_info().rss
+            self.rss["at_step_100"] = resident_bytes()
+        if state.global_step == state.max_steps:  # the data loader's workers still run
+            self.rss["at_end"] = resident_bytes()
         self.step = harness.timed(self.timings, "step", "cpu")
         self.step.__enter__()
 
-    def on_train_end(self, args, state, control, **kwargs):
-        self.rss["at_end"] = psutil.Process().memory_info().rss
+
+def resident_bytes() -> int:
+    """RSS of this process and its children (the data loader's workers)."""
+    process = psutil.Process()
+    return sum(each.memory_info().rss for each in [process, *process.children(recursive=True)])
 
 
 def measure(path: str, corpus: Path, steps: int, threads: int, workers: int) -> dict:
