@@ -158,14 +158,15 @@ def stream_split(files: SplitFiles, source_lang: str, target_lang: str) -> Itera
             batch["translation"] if "translation" in batch else [dict(zip(batch, row)) for row in zip(*batch.values())]
         )
         try:
-            return {
-                "translation": [{source_lang: pair[source_lang], target_lang: pair[target_lang]} for pair in pairs]
-            }
+            records = [{source_lang: pair[source_lang], target_lang: pair[target_lang]} for pair in pairs]
         except (KeyError, TypeError) as error:
             raise ValueError(
                 f"{files}: expected records with keys {source_lang!r} and {target_lang!r} "
                 f"(optionally under 'translation'): {error!r}"
             ) from None
+        if any(None in record.values() for record in records):  # the shorter file of a pair ran out, or a JSON null
+            raise ValueError(f"{files}: a pair lacks one side (text files of different line counts, or a null)")
+        return {"translation": records}
 
     column_names = list(next(iter(columns)))  # the json builder knows them only once it has read a block
     return columns.map(as_translation, batched=True, remove_columns=column_names)

@@ -90,6 +90,12 @@ def test_a_streamed_split_holds_the_records_read_in_memory(tmp_path, suffix):
         assert streamed == list(in_memory[name]["translation"]), name
 
 
+def test_a_streamed_pair_of_different_line_counts_is_refused(tmp_path):
+    files = (write_lines(tmp_path / "a.de", ["a", "b", "c"]), write_lines(tmp_path / "a.en", ["A", "B"]))
+    with pytest.raises(ValueError, match=r"a\.de.*a pair lacks one side \(text files of different line counts"):
+        list(stream_split(files, "de", "en"))
+
+
 def test_streaming_reads_the_training_split_of_a_folder_as_a_stream(multi30k):
     corpus = load_parallel_corpus(MULTI30K_DIR, streaming=True)
     assert not isinstance(corpus["train"], type(corpus["test"]))
