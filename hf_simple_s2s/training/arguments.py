@@ -27,11 +27,13 @@ from ..models.simple_s2s.configuration_simple_s2s import (
     SimpleS2SConfig,
 )
 from ..tokenization import TOKENIZER_MODELS
-from .checkpoints import complete_checkpoints, verify_checksums
+from .checkpoints import TRAINING_STATE_DIR, complete_checkpoints, training_state_dir, verify_checksums
 from .locking import LOCK_NAME
 from .presets import COMMON_TRAINING_DEFAULTS, PRESETS
 
-RUN_FILE = "run_args.json"  # written into --output_dir: the fields that make the model (see MODEL_FIELDS), all args
+# Written into --output_dir/training_state (with the Trainer's state, not uploaded): the fields that make the model
+# (see MODEL_FIELDS), all args.
+RUN_FILE = "run_args.json"
 CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
 
 
@@ -231,7 +233,12 @@ def check_output_dir(output_dir: Path, job_args: MainJobArguments) -> str | None
         if job_args.resume:
             raise UsageError(f"--resume: nothing to resume in {output_dir}")
         return None
-    run_file = output_dir / RUN_FILE
+    run_file = Path(training_state_dir(output_dir)) / RUN_FILE
+    if (output_dir / RUN_FILE).is_file() and not run_file.is_file():
+        raise UsageError(
+            f"--output_dir {output_dir} holds a run saved before {TRAINING_STATE_DIR}/ existed; move its "
+            f"checkpoint-* folders and {RUN_FILE} into {output_dir / TRAINING_STATE_DIR} to use it, or pick another"
+        )
     if not run_file.is_file():
         raise UsageError(f"--output_dir {output_dir} is not empty and holds no run of this script; pick another")
     if job_args.overwrite_output_dir and not job_args.resume:
@@ -254,10 +261,12 @@ def check_output_dir(output_dir: Path, job_args: MainJobArguments) -> str | None
 
 
 def verified_checkpoint(output_dir: Path) -> str:
-    """The last complete checkpoint, its files checked against the checksums written when it was saved."""
-    checkpoints = complete_checkpoints(str(output_dir), require_checksums=True)
+    """The last complete checkpoint of the run in `output_dir` (in its training_state/), its files checked against
+    the checksums written when it was saved."""
+    state_dir = training_state_dir(output_dir)
+    checkpoints = complete_checkpoints(state_dir, require_checksums=True)
     if not checkpoints:
-        raise UsageError(f"--resume: no complete checkpoint in {output_dir}")
+        raise UsageError(f"--resume: no complete checkpoint in {state_dir}")
     if error := checksum_error(checkpoints[0]):
         intact = next((folder for folder in checkpoints[1:] if not checksum_error(folder)), None)
         advice = f"move it away to resume from {intact}, the last intact one" if intact else "no earlier one is intact"
@@ -275,7 +284,8 @@ def checksum_error(folder: str) -> str | None:
 
 def start_output_dir(output_dir: Path, job_args: MainJobArguments) -> None:
     """A fresh run: clear an earlier run of this script (only one, see `check_output_dir`) and record this one."""
-    if (output_dir / RUN_FILE).is_file():
+    run_file = Path(training_state_dir(output_dir)) / RUN_FILE
+    if run_file.is_file():
         for path in output_dir.iterdir():
             if path.name == LOCK_NAME:  # this run's own lock stays
                 continue
@@ -283,9 +293,9 @@ def start_output_dir(output_dir: Path, job_args: MainJobArguments) -> None:
                 shutil.rmtree(path)
             else:
                 path.unlink()
-    output_dir.mkdir(parents=True, exist_ok=True)
+    run_file.parent.mkdir(parents=True, exist_ok=True)
     run = {"model": {name: getattr(job_args, name) for name in MODEL_FIELDS}, "job": dataclasses.asdict(job_args)}
-    (output_dir / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")
+    run_file.write_text(json.dumps(run, indent=2) + "\n")
 
 
 __all__ = [

@@ -4,6 +4,9 @@ model folder.
 
     simple-s2s-average outputs/multi30k-full --last 5                 # -> outputs/multi30k-full/averaged-last-5
     simple-s2s-average outputs/multi30k-full --best 3 --output_dir DIR --metric eval_bleu
+
+The run folder is a run's --output_dir (its checkpoints are in its training_state/) or a folder that holds the
+`checkpoint-<step>` folders itself (runs saved before training_state/ existed, a Trainer's own output_dir).
 """
 
 import argparse
@@ -16,13 +19,14 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, PreTrainedModel
 
 import hf_simple_s2s  # noqa: F401  (registers the model with the Auto classes)
 
-from .checkpoints import TRAINER_STATE_NAME, is_complete_checkpoint, save_pretrained_atomically
+from .checkpoints import TRAINER_STATE_NAME, checkpoints_folder, is_complete_checkpoint, save_pretrained_atomically
 
 
 def complete_checkpoints(output_dir: str) -> dict[int, str]:
-    """{step: folder} of the complete `checkpoint-<step>` folders of a run's `output_dir`."""
+    """{step: folder} of the complete `checkpoint-<step>` folders of a run's `output_dir` (in its training_state/)."""
     if not os.path.isdir(output_dir):
         raise ValueError(f"output_dir {output_dir!r} is not a folder")
+    output_dir = checkpoints_folder(output_dir)
     folders = (os.path.join(output_dir, name) for name in os.listdir(output_dir))
     return {int(folder.rsplit("-", 1)[-1]): folder for folder in folders if is_complete_checkpoint(folder)}
 
@@ -108,7 +112,10 @@ def average_and_keep_if_better(trainer, output_dir: str, k: int) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="simple-s2s-average", description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", help="a training run's --output_dir, holding checkpoint-<step> folders")
+    parser.add_argument(
+        "run_dir",
+        help="a training run's --output_dir (checkpoints in its training_state/), or a folder of checkpoint-<step> folders",
+    )
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--last", type=int, help="average the last K checkpoints")
     which.add_argument("--best", type=int, help="average the K checkpoints with the best --metric")

@@ -22,6 +22,23 @@ SAVE_IN_PROGRESS_NAME = ".save_in_progress"
 STAGING_PREFIX = ".save_staging-"
 CHECKSUMS_NAME = "checksums.sha256"  # `sha256sum -c checksums.sha256` format, for the weight files
 WEIGHTS_FILE_PATTERN = re.compile(r"(model|pytorch_model)(-\d{5}-of-\d{5})?\.(safetensors|bin)(\.index\.json)?")
+# The job's --output_dir holds what a Hub repository should (the final model, tokenizer, card, metrics, plots); the
+# Trainer's state (checkpoints with their optimizer and pickled arguments, TensorBoard `runs/`, the job's
+# `run_args.json`) lives in this subfolder of it, which an upload leaves out (`HUB_IGNORE_PATTERNS`).
+TRAINING_STATE_DIR = "training_state"
+HUB_IGNORE_PATTERNS = [f"{TRAINING_STATE_DIR}/*", ".*"]  # `HfApi.upload_folder(..., ignore_patterns=...)`
+
+
+def training_state_dir(output_dir: str) -> str:
+    """Where the Trainer of a run with this --output_dir keeps its checkpoints: `<output_dir>/training_state`."""
+    return os.path.join(os.fspath(output_dir), TRAINING_STATE_DIR)
+
+
+def checkpoints_folder(run_dir: str) -> str:
+    """The folder holding a run's `checkpoint-<step>` folders: `run_dir/training_state`, or `run_dir` itself for a
+    run saved before that subfolder existed (or a Trainer's own output_dir)."""
+    state_dir = training_state_dir(run_dir)
+    return state_dir if os.path.isdir(state_dir) else os.fspath(run_dir)
 
 
 def is_complete_checkpoint(folder: str, require_checksums: bool = False) -> bool:
@@ -207,11 +224,15 @@ def check_saved_folder(folder: str, config_class: type | None = None) -> None:
 
 
 __all__ = [
+    "HUB_IGNORE_PATTERNS",
+    "TRAINING_STATE_DIR",
     "ChecksumCheckpoints",
+    "checkpoints_folder",
     "check_saved_folder",
     "complete_checkpoints",
     "is_complete_checkpoint",
     "last_complete_checkpoint",
     "save_pretrained_atomically",
+    "training_state_dir",
     "verify_checksums",
 ]

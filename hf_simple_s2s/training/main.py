@@ -6,7 +6,8 @@
     simple-s2s-train --output_dir outputs/x --resume  # continue an interrupted run from its last checkpoint
 
 Data -> tokenizer -> collator -> model -> Seq2SeqTrainer -> test BLEU/chrF (greedy and beam) -> samples, attention
-plots, model card; everything lands in `--output_dir`.
+plots, model card land in `--output_dir`, ready to upload to the Hub; the Trainer's state (checkpoints, optimizer,
+TensorBoard logs) in `--output_dir/training_state`.
 """
 
 import dataclasses
@@ -43,7 +44,12 @@ from .arguments import (
 )
 from .averaging import average_and_keep_if_better
 from .callbacks import ScheduledSamplingCallback, StopAfterTime, StopOnInterrupt
-from .checkpoints import ChecksumCheckpoints, last_complete_checkpoint, save_pretrained_atomically
+from .checkpoints import (
+    ChecksumCheckpoints,
+    last_complete_checkpoint,
+    save_pretrained_atomically,
+    training_state_dir,
+)
 from .evaluation import (
     compute_metrics_fn,
     evaluate_decodings,
@@ -102,9 +108,13 @@ def tokenize_splits(splits: dict[str, Dataset], tokenizer, job_args: MainJobArgu
 def build_trainer(
     job_args: MainJobArguments, training_args, model, tokenizer, tokenized: dict[str, Dataset], callbacks=()
 ) -> Seq2SeqTrainer:
-    # The model smooths its own loss (`build_model`), so the Trainer's smoother is off.
+    # The model smooths its own loss (`build_model`), so the Trainer's smoother is off. The Trainer keeps its state
+    # (checkpoints, runs/) in `<output_dir>/training_state`, out of the folder that is uploaded.
     trainer_args = dataclasses.replace(
-        training_args, label_smoothing_factor=0.0, generation_max_length=job_args.max_target_length
+        training_args,
+        output_dir=training_state_dir(training_args.output_dir),
+        label_smoothing_factor=0.0,
+        generation_max_length=job_args.max_target_length,
     )
     return LengthGroupedSeq2SeqTrainer(
         model=model,
@@ -168,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (OSError, RuntimeError) as error:
         if not out_of_space(error, training_args.output_dir):
             raise
-        checkpoint = last_complete_checkpoint(training_args.output_dir, require_checksums=True)
+        checkpoint = last_complete_checkpoint(training_state_dir(training_args.output_dir), require_checksums=True)
         exit_with_error(
             f"no space left on device while writing ({error}); the last complete checkpoint, {checkpoint}, is intact: "
             "free some space and run the same command with --resume",
@@ -252,7 +262,7 @@ def run(job_args: MainJobArguments, training_args, is_main: bool) -> None:
         interrupt.restore_handler()
     if interrupt.interrupted:
         if is_main:
-            checkpoint = last_complete_checkpoint(output_dir, require_checksums=True)
+            checkpoint = last_complete_checkpoint(trainer.args.output_dir, require_checksums=True)
             print(
                 f"Stopped; last checkpoint: {checkpoint}. Continue with the same command plus --resume.",
                 file=sys.stderr,
@@ -263,7 +273,7 @@ def run(job_args: MainJobArguments, training_args, is_main: bool) -> None:
 
     # The best checkpoint (loaded back by the Trainer), or the mean of the last K if that is better on validation.
     k = job_args.average_checkpoints
-    averaging = average_and_keep_if_better(trainer, str(output_dir), k) if k else None
+    averaging = average_and_keep_if_better(trainer, trainer.args.output_dir, k) if k else None
     # Evaluation: greedy vs beam, then the winner is kept.
     model.eval()
     evaluation, best_generation_config = evaluate_decodings(
@@ -305,6 +315,7 @@ def run(job_args: MainJobArguments, training_args, is_main: bool) -> None:
         print(f"    translation: {sample['translation']}")
     print(f"\nAttention plots: {output_dir / 'plots'}/attention_*.png")
     print(f"Model, tokenizer, metrics.json and README.md (model card): {output_dir}")
+    print(f"Checkpoints and training logs (not for upload): {trainer.args.output_dir}")
     print(f"Wall time: {metrics['wall_time_s']:.0f} s")
 
 

@@ -60,10 +60,10 @@ def test_a_new_config_field_becomes_an_argument_with_its_comment_as_help():
 def test_a_run_recorded_before_a_field_existed_resumes_with_that_fields_default(tmp_path):
     job_args, _ = parse_arguments(["--resume"])
     start_output_dir(tmp_path, job_args)
-    record = json.loads((tmp_path / "run_args.json").read_text())
+    record = json.loads((tmp_path / "training_state" / "run_args.json").read_text())
     assert list(record["model"]) == list(MODEL_FIELDS)
     del record["model"]["bidirectional_encoder"]
-    (tmp_path / "run_args.json").write_text(json.dumps(record))
+    (tmp_path / "training_state" / "run_args.json").write_text(json.dumps(record))
     with pytest.raises(UsageError, match="no complete checkpoint"):  # the same model: only the checkpoint is missing
         check_output_dir(tmp_path, job_args)
     job_args.bidirectional_encoder = False

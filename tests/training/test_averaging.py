@@ -130,7 +130,7 @@ def test_main_job_keeps_the_checkpoints_to_average_and_the_better_model(tmp_path
     assert averaging["metric"] == "eval_bleu"
     better = averaging["averaged"] > averaging["best_checkpoint"]
     assert averaging["kept"] == ("averaged" if better else "best_checkpoint")
-    checkpoints = [output_dir / f"checkpoint-{step}" for step in (2, 4, 6)]
+    checkpoints = [output_dir / "training_state" / f"checkpoint-{step}" for step in (2, 4, 6)]
     if better:
         save_average([str(folder) for folder in checkpoints], str(tmp_path / "expected"))
         expected = weights(tmp_path / "expected")

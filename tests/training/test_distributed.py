@@ -88,7 +88,7 @@ def test_main_job_under_torchrun_is_data_parallel_writes_once_and_evaluates_as_o
     assert result.stdout.count("validation greedy") == 1, "the results table is printed once"
     assert not list(output_dir.glob(".save_staging-*"))
 
-    state = json.loads((output_dir / "checkpoint-4" / "trainer_state.json").read_text())
+    state = json.loads((output_dir / "training_state" / "checkpoint-4" / "trainer_state.json").read_text())
     # 240 pairs in global batches of 2 x 32: 4 steps an epoch (one process with batch 32 needs 8)
     assert state["epoch"] == 1.0 and state["global_step"] == 4
 
@@ -96,7 +96,7 @@ def test_main_job_under_torchrun_is_data_parallel_writes_once_and_evaluates_as_o
     job_args, training_args = parse_arguments(arguments)
     tokenizer = AutoTokenizer.from_pretrained(output_dir)
     splits = load_parallel_corpus(data_dir, "de", "en")
-    model = AutoModelForSeq2SeqLM.from_pretrained(output_dir / "checkpoint-4")
+    model = AutoModelForSeq2SeqLM.from_pretrained(output_dir / "training_state" / "checkpoint-4")
     trainer = build_trainer(job_args, training_args, model, tokenizer, tokenize_splits(splits, tokenizer, job_args))
     one_process = trainer.evaluate()
     logged = next(entry for entry in state["log_history"] if "eval_chrf" in entry and entry["step"] == 4)

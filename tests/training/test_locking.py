@@ -69,9 +69,9 @@ def test_no_space_left_while_saving_a_checkpoint_keeps_the_last_one_loadable(dat
     assert exit_info.value.code == 1
     error = capsys.readouterr().err.splitlines()[-1]  # after the progress bars, one line, no traceback
     assert error.startswith("simple-s2s-train: error: no space left on device")
-    last = output_dir / "checkpoint-2"
+    last = output_dir / "training_state" / "checkpoint-2"
     assert f"the last complete checkpoint, {last}, is intact" in error
-    assert last_complete_checkpoint(str(output_dir), require_checksums=True) == str(last)
+    assert last_complete_checkpoint(str(output_dir / "training_state"), require_checksums=True) == str(last)
     verify_checksums(str(last))
     AutoModelForSeq2SeqLM.from_pretrained(last)
     assert not (output_dir / LOCK_NAME).exists()

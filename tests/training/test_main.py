@@ -50,7 +50,7 @@ def test_run_writes_every_artefact(finished_run):
     ):
         assert (finished_run / name).is_file(), name
     if is_tensorboard_available():  # the script logs to TensorBoard when it is installed (the dev extra installs it)
-        assert list((finished_run / "runs").glob("*/events.out.tfevents.*")), "no TensorBoard log"
+        assert list((finished_run / "training_state" / "runs").glob("*/events.out.tfevents.*")), "no TensorBoard log"
     config = json.loads((finished_run / "config.json").read_text())
     assert set(config["auto_map"]) == {"AutoConfig", "AutoModel", "AutoModelForSeq2SeqLM"}
     assert set(config["custom_pipelines"]) == {"translation"}  # the card's pipeline_tag
@@ -75,13 +75,13 @@ def test_metrics_hold_greedy_and_beam_scores_and_the_winner_is_the_generation_co
 
 def test_the_saved_model_is_the_checkpoint_with_the_best_validation_bleu(finished_run):
     metrics = json.loads((finished_run / "metrics.json").read_text())
-    state = json.loads((finished_run / "checkpoint-4" / "trainer_state.json").read_text())
+    state = json.loads((finished_run / "training_state" / "checkpoint-4" / "trainer_state.json").read_text())
     evaluations = [entry for entry in state["log_history"] if "eval_bleu" in entry]
     assert [entry["step"] for entry in evaluations] == [2, 4]
     best = max(evaluations, key=lambda entry: entry["eval_bleu"])  # the first of equals, as the Trainer keeps it
     assert metrics["best_checkpoint"].endswith(f"checkpoint-{best['step']}")
     saved = load_file(finished_run / "model.safetensors")
-    best_weights = load_file(finished_run / f"checkpoint-{best['step']}" / "model.safetensors")
+    best_weights = load_file(finished_run / "training_state" / f"checkpoint-{best['step']}" / "model.safetensors")
     assert saved.keys() == best_weights.keys()
     for name, tensor in saved.items():
         torch.testing.assert_close(tensor, best_weights[name], rtol=0, atol=0)
@@ -158,9 +158,9 @@ def test_coverage_and_scheduled_sampling_reach_the_model_and_the_trainer(data_di
     saved = AutoModelForSeq2SeqLM.from_pretrained(output_dir)
     assert saved.config.coverage and saved.config.scheduled_sampling == "linear"
     assert saved.config.label_smoothing == 0.1, "the preset's label_smoothing_factor, applied by the model"
-    trainer_args = torch.load(output_dir / "checkpoint-4" / "training_args.bin", weights_only=False)
+    trainer_args = torch.load(output_dir / "training_state" / "checkpoint-4" / "training_args.bin", weights_only=False)
     assert trainer_args.label_smoothing_factor == 0.0, "the Trainer's own smoother would take the labels away"
-    state = json.loads((output_dir / "checkpoint-4" / "trainer_state.json").read_text())
+    state = json.loads((output_dir / "training_state" / "checkpoint-4" / "trainer_state.json").read_text())
     ratios = [entry["teacher_forcing_ratio"] for entry in state["log_history"] if "teacher_forcing_ratio" in entry]
     assert ratios and ratios == sorted(ratios, reverse=True) and ratios[-1] < 1.0
 
@@ -224,10 +224,10 @@ def test_a_run_too_short_to_learn_is_warned_about():
 
 def test_an_output_dir_holding_something_else_is_refused(tmp_path, capsys):
     other_run = tmp_path / "other"
-    other_run.mkdir()
+    (other_run / "training_state").mkdir(parents=True)
     job_args, _ = parse_arguments([])
     fingerprint = {name: getattr(job_args, name) for name in MODEL_FIELDS} | {"hidden_size": 999}
-    (other_run / "run_args.json").write_text(json.dumps({"model": fingerprint}))
+    (other_run / "training_state" / "run_args.json").write_text(json.dumps({"model": fingerprint}))
     error = run_expecting_error([f"--output_dir={other_run}"], capsys)
     assert f"{other_run} already holds a different model (hidden_size=999 there, 128 here)" in error
 
@@ -266,7 +266,7 @@ def test_ctrl_c_keeps_a_checkpoint_and_resume_continues_it(data_dir, tmp_path, m
         main(tiny_run_args(data_dir, output_dir, max_steps=6))
     assert exit_info.value.code == 130
     assert steps_run == [0, 1, 2]
-    checkpoint = output_dir / "checkpoint-3"
+    checkpoint = output_dir / "training_state" / "checkpoint-3"
     assert json.loads((checkpoint / "trainer_state.json").read_text())["global_step"] == 3
     assert not (output_dir / "model.safetensors").exists()  # the run did not finish
     assert "--resume" in capsys.readouterr().err
@@ -290,7 +290,7 @@ def test_max_train_minutes_ends_training_with_an_evaluated_checkpoint(data_dir, 
     assert steps_run == [0, 1, 2]  # the third step reaches 60 s
     metrics = json.loads((output_dir / "metrics.json").read_text())
     assert metrics["stopped_by_time_limit_at_step"] == 3 and metrics["planned_steps"] == 7
-    state = json.loads((output_dir / "checkpoint-3" / "trainer_state.json").read_text())
+    state = json.loads((output_dir / "training_state" / "checkpoint-3" / "trainer_state.json").read_text())
     assert any("eval_bleu" in entry and entry["step"] == 3 for entry in state["log_history"])  # off eval_steps=2
     assert (output_dir / "model.safetensors").is_file()
 

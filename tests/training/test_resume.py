@@ -48,7 +48,7 @@ def uninterrupted(data_dir, tmp_path_factory) -> Path:
 
 def assert_same_training(resumed: Path, reference: Path) -> None:
     """The last checkpoint's weights (bytes), optimizer and scheduler state and logged losses are the reference's."""
-    last = f"checkpoint-{MAX_STEPS}"
+    last = f"training_state/checkpoint-{MAX_STEPS}"
     assert (resumed / last / "model.safetensors").read_bytes() == (reference / last / "model.safetensors").read_bytes()
     for name in ("optimizer.pt", "scheduler.pt"):
         ours, theirs = (torch.load(run / last / name, weights_only=True) for run in (resumed, reference))
@@ -89,7 +89,9 @@ def test_ctrl_c_mid_epoch_then_resume_gives_the_uninterrupted_bytes(data_dir, un
     output_dir = tmp_path / "model"
     with pytest.raises(SystemExit):
         main(job_arguments(data_dir, output_dir))
-    assert (output_dir / "checkpoint-9").is_dir() and not (output_dir / "checkpoint-12").exists()
+    assert (output_dir / "training_state" / "checkpoint-9").is_dir() and not (
+        output_dir / "training_state" / "checkpoint-12"
+    ).exists()
     monkeypatch.setattr(Seq2SeqTrainer, "training_step", original_training_step)
     main([*job_arguments(data_dir, output_dir), "--resume"])
     assert_same_training(output_dir, uninterrupted)
@@ -128,7 +130,7 @@ def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_bytes(kill_at, da
     """SIGKILL at the start of step `kill_at + 1`: the last checkpoint is 1 step older, mid-epoch each time."""
     output_dir = tmp_path / "model"
     run([sys.executable, "-c", KILLER, str(kill_at), *job_arguments(data_dir, output_dir)], -signal.SIGKILL)
-    assert not (output_dir / f"checkpoint-{MAX_STEPS}").exists()
+    assert not (output_dir / "training_state" / f"checkpoint-{MAX_STEPS}").exists()
     main([*job_arguments(data_dir, output_dir), "--resume"])
     assert_same_training(output_dir, uninterrupted)
 
@@ -142,7 +144,9 @@ def test_two_processes_killed_mid_epoch_resume_to_the_uninterrupted_bytes(data_d
     reference, resumed = tmp_path / "reference", tmp_path / "resumed"
     run([*TORCHRUN, str(REPO_ROOT / "examples" / "train_multi30k.py"), *job_arguments(data_dir, reference)], 0)
     run([*TORCHRUN, str(killer), "7", *job_arguments(data_dir, resumed)], 1)
-    assert (resumed / "checkpoint-6").is_dir() and not (resumed / "checkpoint-9").exists()
+    assert (resumed / "training_state" / "checkpoint-6").is_dir() and not (
+        resumed / "training_state" / "checkpoint-9"
+    ).exists()
     script = [str(REPO_ROOT / "examples" / "train_multi30k.py"), *job_arguments(data_dir, resumed), "--resume"]
     run([*TORCHRUN, *script], 0)
     assert_same_training(resumed, reference)
@@ -166,7 +170,7 @@ def test_a_damaged_checkpoint_is_refused_naming_the_file_and_the_last_intact_one
 ):
     output_dir = tmp_path / "model"
     shutil.copytree(uninterrupted, output_dir)
-    last = output_dir / f"checkpoint-{MAX_STEPS}"
+    last = output_dir / "training_state" / f"checkpoint-{MAX_STEPS}"
     data = bytearray((last / damaged).read_bytes())
     data[-5] ^= 0x10  # one bit inside the tensor data: the file still parses
     (last / damaged).write_bytes(bytes(data))
@@ -175,7 +179,9 @@ def test_a_damaged_checkpoint_is_refused_naming_the_file_and_the_last_intact_one
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and f"{last / damaged} is corrupted" in error
-    earlier = complete_checkpoints(str(output_dir), require_checksums=True)[1]  # save_total_limit keeps the best too
+    earlier = complete_checkpoints(str(output_dir / "training_state"), require_checksums=True)[
+        1
+    ]  # save_total_limit keeps the best too
     assert f"resume from {earlier}, the last intact one" in error
 
     # a checkpoint killed before its checksums were written counts as cut off: the one before it is resumed from
