@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 from conftest import make_tokenizer, peaky_model
-from huggingface_hub import CommitInfo, CommitOperationAdd, HfApi, RepoUrl
+from huggingface_hub import CommitInfo, CommitOperationAdd, HfApi, ModelCard, RepoUrl
 from transformers.utils import hub as transformers_hub
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -112,6 +112,10 @@ class RecordingHfApi(HfApi):
             commit_description=kwargs.get("commit_description") or "",
             oid=oid,
         )
+
+    def _validate_yaml(self, content: str, *, repo_type: str | None = None, token=None) -> None:
+        """The Hub checks a README.md's metadata before `upload_folder` sends it; here, that it parses as a card's."""
+        ModelCard(content)
 
     def commits_of(self, repo_id: str) -> list[RecordedCommit]:
         return [commit for commit in self.commits if commit.repo_id == repo_id]

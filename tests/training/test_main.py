@@ -2,21 +2,26 @@
 
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 
+import huggingface_hub.hf_api
 import pytest
 import torch
 from datasets import Dataset
+from hub_utils import RecordingHfApi, recording_hub
 from huggingface_hub import ModelCard
 from main_job_helpers import GERMAN, NUM_TRAIN, tiny_run_args, write_small_corpus
 from safetensors.torch import load_file
+from test_docs import CHECKPOINT, REPO_ID, run_block, share_section_blocks
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, Seq2SeqTrainer
 from transformers.integrations import is_tensorboard_available
 
 from hf_simple_s2s.inference.translate import translate
 from hf_simple_s2s.training.arguments import MODEL_FIELDS, parse_arguments
 from hf_simple_s2s.training.callbacks import StopAfterTime
+from hf_simple_s2s.training.checkpoints import HUB_IGNORE_PATTERNS
 from hf_simple_s2s.training.main import build_model, main, too_short_warning
 
 
@@ -54,6 +59,54 @@ def test_run_writes_every_artefact(finished_run):
     config = json.loads((finished_run / "config.json").read_text())
     assert set(config["auto_map"]) == {"AutoConfig", "AutoModel", "AutoModelForSeq2SeqLM"}
     assert set(config["custom_pipelines"]) == {"translation"}  # the card's pipeline_tag
+
+
+TRAINING_STATE_FILES = ("optimizer.pt", "scheduler.pt", "training_args.bin", "trainer_state.json", "run_args.json")
+
+
+def is_training_state(path: str) -> bool:
+    parts = Path(path).parts
+    return (
+        parts[0] in ("training_state", "runs")
+        or any(part.startswith("checkpoint-") for part in parts)
+        or parts[-1] in TRAINING_STATE_FILES
+        or parts[-1].endswith((".bin", ".pt", ".pth", ".pkl"))  # pickles
+    )
+
+
+def test_the_output_dir_holds_a_hub_repository_and_the_training_state_in_its_own_folder(finished_run):
+    uploadable = [str(path.relative_to(finished_run)) for path in finished_run.rglob("*") if path.is_file()]
+    uploadable = [path for path in uploadable if not path.startswith("training_state/")]
+    assert "model.safetensors" in uploadable and "README.md" in uploadable
+    assert not [path for path in uploadable if is_training_state(path)]
+    state = finished_run / "training_state"
+    for name in ("optimizer.pt", "training_args.bin", "trainer_state.json"):
+        assert (state / "checkpoint-4" / name).is_file(), name
+    assert (state / "run_args.json").is_file()
+    if is_tensorboard_available():
+        assert list((state / "runs").glob("*/events.out.tfevents.*")), "no TensorBoard log"
+
+
+def test_uploading_the_output_dir_sends_no_training_state(finished_run, tmp_path, monkeypatch):
+    """The docs' push (docs/deployment.md, "Share your model") of a run's folder, and `upload_folder` of all of it
+    with `HUB_IGNORE_PATTERNS` (card, metrics and plots too), through the recording HfApi."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(finished_run, tmp_path / CHECKPOINT)
+    with recording_hub() as hub:
+        run_block(next(block for block in share_section_blocks() if ".push_to_hub(" in block))
+    pushed = {recorded.path_in_repo for commit in hub.commits_of(REPO_ID) for recorded in commit.files}
+    assert {"model.safetensors", "tokenizer.json"} <= pushed
+    assert not [path for path in pushed if is_training_state(path)]
+
+    # upload_folder's single-commit path (without hf_xet) goes through `create_commit`, which the recorder records.
+    monkeypatch.setattr(huggingface_hub.hf_api, "is_xet_available", lambda: False)
+    hub = RecordingHfApi()
+    hub.create_repo("org/whole-folder")
+    hub.upload_folder(repo_id="org/whole-folder", folder_path=finished_run, ignore_patterns=HUB_IGNORE_PATTERNS)
+    pushed = {recorded.path_in_repo for commit in hub.commits_of("org/whole-folder") for recorded in commit.files}
+    expected = {"model.safetensors", "config.json", "modeling_simple_s2s.py", "tokenizer.json", "README.md"}
+    assert expected | {"metrics.json", "plots/attention_0.png"} <= pushed
+    assert not [path for path in pushed if is_training_state(path) or path.startswith(".")]
 
 
 def test_metrics_hold_greedy_and_beam_scores_and_the_winner_is_the_generation_config(finished_run):
