@@ -2,11 +2,12 @@
 mean of the weights of the last k checkpoints of a run, or of its k best by the job's metric, saved as one ordinary
 model folder.
 
-    simple-s2s-average outputs/multi30k-full --last 5                 # -> outputs/multi30k-full/averaged-last-5
+    simple-s2s-average outputs/multi30k-full --last 5     # -> outputs/multi30k-full/training_state/averaged-last-5
     simple-s2s-average outputs/multi30k-full --best 3 --output_dir DIR --metric eval_bleu
 
 The run folder is a run's --output_dir (its checkpoints are in its training_state/) or a folder that holds the
-`checkpoint-<step>` folders itself (runs saved before training_state/ existed, a Trainer's own output_dir).
+`checkpoint-<step>` folders itself (runs saved before training_state/ existed, a Trainer's own output_dir). The
+average is saved beside the checkpoints by default, out of the run folder that is uploaded to the Hub.
 """
 
 import argparse
@@ -121,10 +122,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     which.add_argument("--best", type=int, help="average the K checkpoints with the best --metric")
     parser.add_argument("--metric", default="eval_bleu", help="logged metric that ranks checkpoints for --best")
     parser.add_argument("--lower_is_better", action="store_true", help="for --best by a loss")
-    parser.add_argument("--output_dir", help="default: RUN_DIR/averaged-last-K or RUN_DIR/averaged-best-K")
+    parser.add_argument("--output_dir", help="default: averaged-last-K or averaged-best-K beside the checkpoints")
     args = parser.parse_args(argv)
     k = args.last if args.last is not None else args.best
-    output_dir = args.output_dir or os.path.join(args.run_dir, f"averaged-{'last' if args.last else 'best'}-{k}")
+    default_name = f"averaged-{'last' if args.last else 'best'}-{k}"
+    output_dir = args.output_dir or os.path.join(checkpoints_folder(args.run_dir), default_name)
     try:
         folders = select_checkpoints(args.run_dir, k, args.best is not None, args.metric, not args.lower_is_better)
         save_average(folders, output_dir)

@@ -138,3 +138,9 @@ def test_main_job_keeps_the_checkpoints_to_average_and_the_better_model(tmp_path
         best = json.loads((checkpoints[-1] / "trainer_state.json").read_text())["best_model_checkpoint"]
         expected = load_file(f"{best}/model.safetensors")
     torch.testing.assert_close(weights(output_dir), expected, rtol=0, atol=0)
+
+    # The command line takes the run folder (the checkpoints are in its training_state/) and saves beside them.
+    main([str(output_dir), "--last", "2"])
+    save_average([str(folder) for folder in checkpoints[-2:]], str(tmp_path / "last-2"))
+    averaged = output_dir / "training_state" / "averaged-last-2"
+    torch.testing.assert_close(weights(averaged), weights(tmp_path / "last-2"), rtol=0, atol=0)

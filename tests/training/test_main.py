@@ -283,6 +283,11 @@ def test_an_output_dir_holding_something_else_is_refused(tmp_path, capsys):
     (other_run / "training_state" / "run_args.json").write_text(json.dumps({"model": fingerprint}))
     error = run_expecting_error([f"--output_dir={other_run}"], capsys)
     assert f"{other_run} already holds a different model (hidden_size=999 there, 128 here)" in error
+    older = tmp_path / "older"  # a run saved before training_state/: its run_args.json and checkpoints at the top
+    older.mkdir()
+    (older / "run_args.json").write_text(json.dumps({"model": fingerprint}))
+    error = run_expecting_error([f"--output_dir={older}", "--resume"], capsys)
+    assert f"{older} holds a run saved before training_state/ existed; move its checkpoint-* folders" in error
 
     foreign = tmp_path / "foreign"
     foreign.mkdir()
