@@ -26,7 +26,8 @@ WEIGHTS_FILE_PATTERN = re.compile(r"(model|pytorch_model)(-\d{5}-of-\d{5})?\.(sa
 # Trainer's state (checkpoints with their optimizer and pickled arguments, TensorBoard `runs/`, the job's
 # `run_args.json`) lives in this subfolder of it, which an upload leaves out (`HUB_IGNORE_PATTERNS`).
 TRAINING_STATE_DIR = "training_state"
-HUB_IGNORE_PATTERNS = [f"{TRAINING_STATE_DIR}/*", ".*"]  # `HfApi.upload_folder(..., ignore_patterns=...)`
+# `HfApi.upload_folder(..., ignore_patterns=list(HUB_IGNORE_PATTERNS))`: a copy, upload_folder extends the list it gets
+HUB_IGNORE_PATTERNS = (f"{TRAINING_STATE_DIR}/*", ".*")
 
 
 def training_state_dir(output_dir: str) -> str:

@@ -10,7 +10,7 @@ import huggingface_hub.hf_api
 import pytest
 import torch
 from datasets import Dataset
-from hub_utils import RecordingHfApi, recording_hub
+from hub_utils import REPO_ROOT, RecordingHfApi, recording_hub
 from huggingface_hub import ModelCard
 from main_job_helpers import GERMAN, NUM_TRAIN, tiny_run_args, write_small_corpus
 from safetensors.torch import load_file
@@ -102,11 +102,13 @@ def test_uploading_the_output_dir_sends_no_training_state(finished_run, tmp_path
     monkeypatch.setattr(huggingface_hub.hf_api, "is_xet_available", lambda: False)
     hub = RecordingHfApi()
     hub.create_repo("org/whole-folder")
-    hub.upload_folder(repo_id="org/whole-folder", folder_path=finished_run, ignore_patterns=HUB_IGNORE_PATTERNS)
+    hub.upload_folder(repo_id="org/whole-folder", folder_path=finished_run, ignore_patterns=list(HUB_IGNORE_PATTERNS))
     pushed = {recorded.path_in_repo for commit in hub.commits_of("org/whole-folder") for recorded in commit.files}
     expected = {"model.safetensors", "config.json", "modeling_simple_s2s.py", "tokenizer.json", "README.md"}
     assert expected | {"metrics.json", "plots/attention_0.png"} <= pushed
     assert not [path for path in pushed if is_training_state(path) or path.startswith(".")]
+    deployment = (REPO_ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
+    assert f"ignore_patterns={json.dumps(list(HUB_IGNORE_PATTERNS))}" in deployment, "the docs give these patterns"
 
 
 def test_metrics_hold_greedy_and_beam_scores_and_the_winner_is_the_generation_config(finished_run):
