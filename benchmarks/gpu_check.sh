@@ -177,7 +177,7 @@ for metrics_file in sorted(Path(sys.argv[1]).glob("multi30k_*/metrics.json")):
               f"stopped at {rows[variant]['stopped_at_step']} of {rows[variant]['planned_steps']} steps")
 Path(sys.argv[1], "multi30k_summary.json").write_text(json.dumps(rows, indent=2) + "\n")
 PY
-rm -rf "$RESULTS"/multi30k_*/checkpoint-*  # keep the final models and metrics, not the intermediate checkpoints
+rm -rf "$RESULTS"/multi30k_*/training_state/checkpoint-*  # keep the final models and metrics, not the intermediate checkpoints
 
 # 3. The benchmarks, alone on the GPU, every one with the same flags (JSON copies under RESULTS). The load test of
 #    bench_memory measures host memory: it runs with the test suite, not here.
