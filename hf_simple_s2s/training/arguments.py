@@ -234,15 +234,15 @@ def check_output_dir(output_dir: Path, job_args: MainJobArguments) -> str | None
             raise UsageError(f"--resume: nothing to resume in {output_dir}")
         return None
     run_file = Path(training_state_dir(output_dir)) / RUN_FILE
-    if (output_dir / RUN_FILE).is_file() and not run_file.is_file():
+    if not run_file.is_file() and not (output_dir / RUN_FILE).is_file():
+        raise UsageError(f"--output_dir {output_dir} is not empty and holds no run of this script; pick another")
+    if job_args.overwrite_output_dir and not job_args.resume:
+        return None
+    if not run_file.is_file():
         raise UsageError(
             f"--output_dir {output_dir} holds a run saved before {TRAINING_STATE_DIR}/ existed; move its "
             f"checkpoint-* folders and {RUN_FILE} into {output_dir / TRAINING_STATE_DIR} to use it, or pick another"
         )
-    if not run_file.is_file():
-        raise UsageError(f"--output_dir {output_dir} is not empty and holds no run of this script; pick another")
-    if job_args.overwrite_output_dir and not job_args.resume:
-        return None
     previous = json.loads(run_file.read_text())["model"]
     defaults = {job_field.name: job_field.default for job_field in dataclasses.fields(MainJobArguments)}
     for name in MODEL_FIELDS:
@@ -283,9 +283,10 @@ def checksum_error(folder: str) -> str | None:
 
 
 def start_output_dir(output_dir: Path, job_args: MainJobArguments) -> None:
-    """A fresh run: clear an earlier run of this script (only one, see `check_output_dir`) and record this one."""
+    """A fresh run: clear an earlier run of this script (only one, see `check_output_dir`; also one saved before
+    training_state/ existed) and record this one."""
     run_file = Path(training_state_dir(output_dir)) / RUN_FILE
-    if run_file.is_file():
+    if run_file.is_file() or (output_dir / RUN_FILE).is_file():
         for path in output_dir.iterdir():
             if path.name == LOCK_NAME:  # this run's own lock stays
                 continue

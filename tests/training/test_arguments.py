@@ -57,6 +57,20 @@ def test_a_new_config_field_becomes_an_argument_with_its_comment_as_help():
     assert helps["coverage"].startswith("Coverage (Tu et al. 2016; See et al. 2017)")  # the comment above the field
 
 
+def test_a_run_folder_saved_before_training_state_existed_is_started_over_with_overwrite(tmp_path):
+    job_args, _ = parse_arguments([])
+    start_output_dir(tmp_path, job_args)
+    (tmp_path / "training_state" / "run_args.json").rename(tmp_path / "run_args.json")  # the older layout
+    (tmp_path / "checkpoint-2").mkdir()
+    with pytest.raises(UsageError, match="holds a run saved before training_state/ existed; move its checkpoint-"):
+        check_output_dir(tmp_path, job_args)
+    job_args.overwrite_output_dir = True  # what `make demo` passes
+    assert check_output_dir(tmp_path, job_args) is None
+    start_output_dir(tmp_path, job_args)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["training_state"]
+    assert (tmp_path / "training_state" / "run_args.json").is_file()
+
+
 def test_a_run_recorded_before_a_field_existed_resumes_with_that_fields_default(tmp_path):
     job_args, _ = parse_arguments(["--resume"])
     start_output_dir(tmp_path, job_args)

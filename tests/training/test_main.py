@@ -14,7 +14,7 @@ from hub_utils import REPO_ROOT, RecordingHfApi, recording_hub
 from huggingface_hub import ModelCard
 from main_job_helpers import GERMAN, NUM_TRAIN, tiny_run_args, write_small_corpus
 from safetensors.torch import load_file
-from test_docs import CHECKPOINT, REPO_ID, run_block, share_section_blocks
+from test_docs import CHECKPOINT, REPO_ID, run_block, section_blocks
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, Seq2SeqTrainer
 from transformers.integrations import is_tensorboard_available
 
@@ -93,7 +93,7 @@ def test_uploading_the_output_dir_sends_no_training_state(finished_run, tmp_path
     monkeypatch.chdir(tmp_path)
     shutil.copytree(finished_run, tmp_path / CHECKPOINT)
     with recording_hub() as hub:
-        run_block(next(block for block in share_section_blocks() if ".push_to_hub(" in block))
+        run_block(next(block for block in section_blocks() if ".push_to_hub(" in block))
     pushed = {recorded.path_in_repo for commit in hub.commits_of(REPO_ID) for recorded in commit.files}
     assert {"model.safetensors", "tokenizer.json"} <= pushed
     assert not [path for path in pushed if is_training_state(path)]
