@@ -93,7 +93,7 @@ def test_main_job_under_torchrun_is_data_parallel_writes_once_and_evaluates_as_o
     assert state["epoch"] == 1.0 and state["global_step"] == 4
 
     # Evaluation during training (distributed: each process generates for a shard) equals one process's.
-    job_args, training_args = parse_arguments(arguments)
+    job_args, training_args = parse_arguments([*arguments, "--report_to", "none"])  # no TensorBoard writer in ./runs
     tokenizer = AutoTokenizer.from_pretrained(output_dir)
     splits = load_parallel_corpus(data_dir, "de", "en")
     model = AutoModelForSeq2SeqLM.from_pretrained(output_dir / "training_state" / "checkpoint-4")
