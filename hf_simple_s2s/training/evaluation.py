@@ -68,7 +68,9 @@ def perplexity(model, tokenizer, sources: list[str], references: list[str], batc
         # The targets are padded with the pad id, which no reference holds: those positions are not scored.
         labels = batch.pop("labels")
         labels = labels.masked_fill(labels == tokenizer.pad_token_id, -100)  # (batch, tgt_len)
-        logits = model(**batch, labels=labels).logits  # (batch, tgt_len, vocab)
+        # Teacher forcing without `labels`: the model would also compute its own (smoothed) loss over the vocabulary.
+        decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels)
+        logits = model(**batch, decoder_input_ids=decoder_input_ids, use_cache=False).logits  # (batch, tgt_len, vocab)
         total_loss += torch.nn.functional.cross_entropy(
             logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100, reduction="sum"
         ).item()
