@@ -20,16 +20,15 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, PreTrainedModel
 
 import hf_simple_s2s  # noqa: F401  (registers the model with the Auto classes)
 
-from .checkpoints import TRAINER_STATE_NAME, checkpoints_folder, is_complete_checkpoint, save_pretrained_atomically
+from .checkpoints import TRAINER_STATE_NAME, checkpoints_folder, complete_checkpoints, save_pretrained_atomically
 
 
-def complete_checkpoints(output_dir: str) -> dict[int, str]:
+def checkpoints_by_step(output_dir: str) -> dict[int, str]:
     """{step: folder} of the complete `checkpoint-<step>` folders of a run's `output_dir` (in its training_state/)."""
     if not os.path.isdir(output_dir):
         raise ValueError(f"output_dir {output_dir!r} is not a folder")
-    output_dir = checkpoints_folder(output_dir)
-    folders = (os.path.join(output_dir, name) for name in os.listdir(output_dir))
-    return {int(folder.rsplit("-", 1)[-1]): folder for folder in folders if is_complete_checkpoint(folder)}
+    folders = complete_checkpoints(checkpoints_folder(output_dir))
+    return {int(folder.rsplit("-", 1)[-1]): folder for folder in folders}
 
 
 def select_checkpoints(
@@ -39,7 +38,7 @@ def select_checkpoints(
     logged in the newest checkpoint's trainer_state.json), oldest first."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"the number of checkpoints to average must be an integer >= 1, got {k!r}")
-    checkpoints = complete_checkpoints(output_dir)
+    checkpoints = checkpoints_by_step(output_dir)
     if len(checkpoints) < k:
         raise ValueError(
             f"{output_dir} holds {len(checkpoints)} complete checkpoints, fewer than the {k} to average "
