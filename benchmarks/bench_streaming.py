@@ -28,10 +28,15 @@ from transformers import TrainerCallback
 
 from benchmarks import harness
 from hf_simple_s2s.data import MULTI30K_DIR, read_lines
-from hf_simple_s2s.tokenization import train_tokenizer_on_pairs
 from hf_simple_s2s.training.arguments import parse_arguments
-from hf_simple_s2s.training.main import build_model, build_trainer, load_splits, tokenize_splits
-from hf_simple_s2s.training.sampling import bucket_by_length
+from hf_simple_s2s.training.main import (
+    bucketed_if_streaming,
+    build_model,
+    build_trainer,
+    load_splits,
+    tokenize_splits,
+    train_job_tokenizer,
+)
 
 MB = 10**6
 RSS_STEP = 100  # the first RSS figure: buffers filled, the model and optimizer state allocated
@@ -107,15 +112,9 @@ def measure(path: str, corpus: Path, steps: int, threads: int, workers: int) -> 
         argv += ["--streaming", f"--dataloader_num_workers={workers}"] if path == "streaming" else []
         job_args, training_args = parse_arguments(argv)
         splits = load_splits(job_args)
-        sample = splits["train"].take(job_args.tokenizer_sample_size) if job_args.streaming else splits["train"]
-        tokenizer = train_tokenizer_on_pairs(
-            sample["translation"], "de", "en", vocab_size=job_args.vocab_size, model=job_args.tokenizer_model
-        )
+        tokenizer = train_job_tokenizer(splits["train"], job_args)
         tokenized = tokenize_splits(splits, tokenizer, job_args)
-        if job_args.streaming:
-            tokenized["train"] = bucket_by_length(
-                tokenized["train"], training_args.train_batch_size, job_args.streaming_buffer_size, training_args.seed
-            )
+        tokenized["train"] = bucketed_if_streaming(tokenized["train"], job_args, training_args)
         model = build_model(job_args, len(tokenizer), training_args.label_smoothing_factor)
         probe = Probe(started)
         trainer = build_trainer(job_args, training_args, model, tokenizer, tokenized, [probe])

@@ -105,6 +105,31 @@ def tokenize_splits(splits: dict[str, Dataset], tokenizer, job_args: MainJobArgu
     }
 
 
+def train_job_tokenizer(train_split: Dataset | IterableDataset, job_args: MainJobArguments):
+    """The joint tokenizer trained on the training split's both sides (a stream: its first --tokenizer_sample_size
+    pairs, read twice, sources then targets, and never held), saving --max_source_length as the length that
+    translating cuts longer sources to."""
+    sample = train_split.take(job_args.tokenizer_sample_size) if job_args.streaming else train_split
+    tokenizer = train_tokenizer_on_pairs(
+        sample["translation"],
+        job_args.source_lang,
+        job_args.target_lang,
+        vocab_size=job_args.vocab_size,
+        model=job_args.tokenizer_model,
+    )
+    tokenizer.model_max_length = job_args.max_source_length
+    return tokenizer
+
+
+def bucketed_if_streaming(train_split, job_args: MainJobArguments, training_args):
+    """With --streaming, group_by_length's counterpart for a stream: similar lengths within a bounded buffer."""
+    if not job_args.streaming:
+        return train_split
+    global_batch = training_args.train_batch_size * training_args.world_size
+    seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
+    return bucket_by_length(train_split, global_batch, job_args.streaming_buffer_size, seed)
+
+
 def build_trainer(
     job_args: MainJobArguments, training_args, model, tokenizer, tokenized: dict[str, Dataset], callbacks=()
 ) -> Seq2SeqTrainer:
@@ -223,21 +248,13 @@ def run(job_args: MainJobArguments, training_args, is_main: bool) -> None:
                 start_output_dir(output_dir, job_args)
             except OSError as error:  # read-only, below a file, ...
                 exit_with_error(f"cannot write --output_dir {output_dir}: {error.strerror}")
-            # A stream's first --tokenizer_sample_size pairs, read twice (sources, then targets) and never held
-            sample = splits["train"].take(job_args.tokenizer_sample_size) if job_args.streaming else splits["train"]
-            tokenizer = train_tokenizer_on_pairs(
-                sample["translation"], src, tgt, vocab_size=job_args.vocab_size, model=job_args.tokenizer_model
-            )
-            tokenizer.model_max_length = job_args.max_source_length  # what translating cuts longer sources to
+            tokenizer = train_job_tokenizer(splits["train"], job_args)
             tokenizer.save_pretrained(output_dir)
         else:
             tokenizer = AutoTokenizer.from_pretrained(output_dir)
 
     tokenized = tokenize_splits(splits, tokenizer, job_args)
-    if job_args.streaming:  # group_by_length's counterpart for a stream: similar lengths within a bounded buffer
-        global_batch = training_args.train_batch_size * training_args.world_size
-        seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
-        tokenized["train"] = bucket_by_length(tokenized["train"], global_batch, job_args.streaming_buffer_size, seed)
+    tokenized["train"] = bucketed_if_streaming(tokenized["train"], job_args, training_args)
     # The model smooths its own loss (config.label_smoothing): Seq2SeqTrainer's `label_smoothing_factor` would take
     # the labels away from the forward, and the coverage loss and scheduled sampling with them.
     model = build_model(job_args, vocab_size=len(tokenizer), label_smoothing=training_args.label_smoothing_factor)
