@@ -59,7 +59,7 @@ from .evaluation import (
     translate_and_plot,
 )
 from .locking import OutputDirInUse, OutputDirLock
-from .sampling import LengthGroupedSeq2SeqTrainer, bucket_by_length
+from .sampling import LengthGroupedSeq2SeqTrainer, bucket_by_length, order_seed
 
 
 def load_splits(job_args: MainJobArguments) -> dict[str, Dataset]:
@@ -126,8 +126,7 @@ def bucketed_if_streaming(train_split, job_args: MainJobArguments, training_args
     if not job_args.streaming:
         return train_split
     global_batch = training_args.train_batch_size * training_args.world_size
-    seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
-    return bucket_by_length(train_split, global_batch, job_args.streaming_buffer_size, seed)
+    return bucket_by_length(train_split, global_batch, job_args.streaming_buffer_size, order_seed(training_args))
 
 
 def build_trainer(

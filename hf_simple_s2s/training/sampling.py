@@ -8,6 +8,11 @@ from transformers import Seq2SeqTrainer
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 
+def order_seed(training_args) -> int:
+    """The seed of the training order: `data_seed`, else `seed`, as the Trainer's own samplers take it."""
+    return training_args.data_seed if training_args.data_seed is not None else training_args.seed
+
+
 class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
     """`LengthGroupedSampler` whose permutation depends on `seed + epoch` alone.
 
@@ -32,8 +37,7 @@ class LengthGroupedSeq2SeqTrainer(Seq2SeqTrainer):
     def _get_train_sampler(self, train_dataset=None):
         sampler = super()._get_train_sampler(train_dataset)
         if type(sampler) is LengthGroupedSampler:
-            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
-            return EpochSeededLengthGroupedSampler(sampler.batch_size, sampler.lengths, seed)
+            return EpochSeededLengthGroupedSampler(sampler.batch_size, sampler.lengths, order_seed(self.args))
         return sampler
 
     def _run_epoch(self, model, epoch, train_dataloader, *args, **kwargs):
@@ -78,4 +82,4 @@ def bucket_by_length(
     return shuffled.map(sort_chunk, batched=True, batch_size=chunk_size, with_indices=True)
 
 
-__all__ = ["EpochSeededLengthGroupedSampler", "LengthGroupedSeq2SeqTrainer", "bucket_by_length"]
+__all__ = ["EpochSeededLengthGroupedSampler", "LengthGroupedSeq2SeqTrainer", "bucket_by_length", "order_seed"]
