@@ -5,7 +5,6 @@
 training job's plots draw it (Bahdanau et al. 2015, figure 3).
 """
 
-import gzip
 import html
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -16,6 +15,7 @@ import plotly.graph_objects as go
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from hf_simple_s2s.data import read_lines
 from hf_simple_s2s.inference.alignment import argmax_alignment, cross_attention_of
 from hf_simple_s2s.inference.quantize import quantize_int8
 from hf_simple_s2s.inference.translate import OneLineArgumentParser, load_translator
@@ -178,11 +178,7 @@ def read_examples(path: str | Path | None, count: int = 10) -> list[str]:
     """The first `count` non-empty lines of a text file (gzipped if it ends in .gz); none when `path` is None."""
     if path is None:
         return []
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        lines = [line.strip() for line in f]
-    return [line for line in lines if line][:count]
+    return [line.strip() for line in read_lines(path) if line.strip()][:count]
 
 
 def build_demo(
@@ -293,7 +289,7 @@ def main(
     args = parser.parse_args(argv)
     try:
         examples = read_examples(args.examples)
-    except (OSError, UnicodeDecodeError) as error:
+    except (OSError, ValueError) as error:  # ValueError: not UTF-8 text
         parser.error(f"cannot read --examples {args.examples}: {getattr(error, 'strerror', None) or error}")
     try:
         model, tokenizer = load_translator(args.model, args.device)
