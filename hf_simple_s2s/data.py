@@ -24,14 +24,22 @@ SplitFiles = str | Path | tuple[str | Path, str | Path]
 
 
 def read_lines(path: str | Path) -> list[str]:
-    """The lines of a UTF-8 text file (gzipped when the name ends in `.gz`), without line endings."""
+    """The lines of a UTF-8 text file (gzipped when the name ends in `.gz`), without line endings.
+
+    Lines end at "\\n", "\\r\\n" or "\\r", as `datasets`' text builder reads them when the split is streamed, and
+    nowhere else: `str.splitlines()` also splits at \\x0b, \\x0c, \\x1c-\\x1e, \\x85, U+2028 and U+2029, and a sentence
+    holding one of them would shift every later line of one file against the other.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"data file not found: {path}")
     opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rt", encoding="utf-8", newline="") as f:
-            return f.read().splitlines()
+        with opener(path, "rt", encoding="utf-8") as f:  # universal newlines: CR LF and a lone CR read as LF
+            lines = f.read().split("\n")
+        if lines[-1] == "":
+            lines.pop()  # the newline that ends the last line
+        return lines
     except (UnicodeDecodeError, OSError, EOFError) as error:
         raise ValueError(f"cannot read {path} as UTF-8 text: {error}") from None
 

@@ -90,6 +90,21 @@ def test_a_streamed_split_holds_the_records_read_in_memory(tmp_path, suffix):
         assert streamed == list(in_memory[name]["translation"]), name
 
 
+def test_lines_end_only_at_line_breaks_in_memory_and_streamed(tmp_path):
+    # Characters that str.splitlines() treats as line ends inside sentences, and the three line endings that
+    # `datasets`' text builder knows (LF, CR LF, a lone CR): every source stays beside its target.
+    sources = ["Ein Hund\u2028läuft.", "Seite\x0czwei", "Eins\x85zwei\x1cdrei", "Ende"]
+    targets = ["A dog runs.", "Page two", "One two three", "End"]
+    endings = ["\n", "\r\n", "\r", "\n"]
+    for path, lines in ((tmp_path / "a.de", sources), (tmp_path / "a.en", targets)):
+        path.write_bytes("".join(line + end for line, end in zip(lines, endings, strict=True)).encode())
+    files = (tmp_path / "a.de", tmp_path / "a.en")
+    expected = [{"de": s, "en": t} for s, t in zip(sources, targets, strict=True)]
+
+    assert list(load_parallel_corpus({"train": files}, "de", "en")["train"]["translation"]) == expected
+    assert [record["translation"] for record in stream_split(files, "de", "en")] == expected
+
+
 def test_a_streamed_pair_of_different_line_counts_is_refused(tmp_path):
     files = (write_lines(tmp_path / "a.de", ["a", "b", "c"]), write_lines(tmp_path / "a.en", ["A", "B"]))
     with pytest.raises(ValueError, match=r"a\.de.*a pair lacks one side \(text files of different line counts"):
