@@ -12,6 +12,7 @@
     python -m benchmarks.bench_quality [--quick] [--threads 2] [--device cpu|cuda] [--repeats 5] [--steps 800]
         [--seeds 0 1]
     python -m benchmarks.bench_quality --folders outputs/options/*   # writes bench_quality_multi30k.json
+    python -m benchmarks.bench_quality --folders RUN1 RUN2 RUN1,RUN2    # two runs, and the two as one ensemble
 
 (A folder per option: `python examples/train_multi30k.py --preset tiny --output_dir outputs/options/coverage
 --coverage=true`, and so on.)
@@ -192,6 +193,9 @@ def synthetic_task(args) -> tuple[dict, list[dict], dict]:
     return {"runs": results, "costs": costs}, targets, setting
 
 
+OPTION_FIELDS = ("attention_type", "coverage", "coverage_loss_weight", "scheduled_sampling")
+
+
 def multi30k_folders(args) -> tuple[dict, list[dict], dict]:
     test = load_parallel_corpus(args.data_dir, "de", "en")["test"]
     pairs = test["translation"][: 16 if args.quick else None]
@@ -212,10 +216,14 @@ def multi30k_folders(args) -> tuple[dict, list[dict], dict]:
         harness.target("Multi30k: repeated word 2-grams", "references", results["references"]["repeated_2grams"])
     ]
     for folder in args.folders:
-        model, tokenizer = load_translator(folder, args.device)
-        name, options = Path(folder).name, ("attention_type", "coverage", "coverage_loss_weight", "scheduled_sampling")
+        model, tokenizer = load_translator(folder, args.device)  # "a,b,c": the folders as one ensemble
+        name = "+".join(Path(member).name for member in folder.split(","))
+        options = [
+            {option: getattr(member.config, option) for option in OPTION_FIELDS}
+            for member in getattr(model, "members", [model])  # an ensemble's options are its members'
+        ]
         results[name] = {
-            "options": {option: getattr(model.config, option) for option in options},
+            "options": options if len(options) > 1 else options[0],
             "num_beams": model.generation_config.num_beams,
             "greedy": scores(translate(sources, model, tokenizer, num_beams=1)),
             "beam": scores(translate(sources, model, tokenizer)),  # the folder's generation config (the beam that won)

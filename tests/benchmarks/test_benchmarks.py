@@ -80,19 +80,26 @@ def assert_harness_record(record: dict, quick: bool = True):
 
 
 def test_quality_of_trained_folders(tmp_path):
-    """`bench_quality --folders`: a saved model folder with its tokenizer, scored on Multi30k's test set."""
+    """`bench_quality --folders`: saved model folders with their tokenizer, and two of them as one ensemble
+    ("a,b"), scored on Multi30k's test set."""
     tokenizer = train_tokenizer(["ein hund läuft", "a dog runs", "zwei männer", "two men"] * 10, vocab_size=60)
-    torch.manual_seed(0)
-    config = SimpleS2SConfig(vocab_size=len(tokenizer), embedding_size=8, hidden_size=8)
-    SimpleS2SForConditionalGeneration(config).save_pretrained(tmp_path / "tiny")
-    tokenizer.save_pretrained(tmp_path / "tiny")
+    for seed, name, attention_type in ((0, "tiny", "bahdanau"), (1, "tiny_dot", "luong_dot")):
+        torch.manual_seed(seed)
+        config = SimpleS2SConfig(
+            vocab_size=len(tokenizer), embedding_size=8, hidden_size=8, attention_type=attention_type
+        )
+        SimpleS2SForConditionalGeneration(config).save_pretrained(tmp_path / name)
+        tokenizer.save_pretrained(tmp_path / name)
     output = tmp_path / "quality.json"
-    argv = ["--quick", "--threads", "1", "--folders", str(tmp_path / "tiny"), "--output", str(output)]
-    record = bench_quality.main(argv)
+    folders = [str(tmp_path / "tiny"), f"{tmp_path / 'tiny'},{tmp_path / 'tiny_dot'}"]
+    record = bench_quality.main(["--quick", "--threads", "1", "--folders", *folders, "--output", str(output)])
     assert json.loads(output.read_text()) == json.loads(json.dumps(record, default=str))
     assert_harness_record(record)
     assert record["setting"]["test_sentences"] == 16
     assert set(record["results"]["tiny"]) == {"options", "num_beams", "greedy", "beam"}
+    assert record["results"]["tiny"]["options"]["attention_type"] == "bahdanau"
+    ensemble = record["results"]["tiny+tiny_dot"]
+    assert [member["attention_type"] for member in ensemble["options"]] == ["bahdanau", "luong_dot"]
 
 
 @pytest.mark.slow
