@@ -89,7 +89,12 @@ def translate_with_attention(
             "shorten it"
         )
     output = model.generate(
-        **inputs, **asdict(options), output_scores=True, output_logits=True, return_dict_in_generate=True
+        **inputs,
+        **asdict(options),
+        max_length=None,  # the saved `max_length` gives way to `max_new_tokens` without generate()'s warning
+        output_scores=True,
+        output_logits=True,
+        return_dict_in_generate=True,
     )
     sequences = output.sequences  # (num_return_sequences, 1 + out_len): decoder start, tokens, eos, pads
     if options.num_beams > 1:

@@ -29,11 +29,14 @@ def generation_config(model, max_length: int, num_beams: int, length_penalty: fl
 
 
 def saved_generation_config(config: GenerationConfig) -> GenerationConfig:
-    """`config` as saved with the model: its length limit as `max_new_tokens` (`max_length` counts the decoder start
-    token), so that a caller's `max_new_tokens` replaces it without generate()'s warning that both are set. (While
-    training, `max_length` stays: Seq2SeqTrainer passes its `generation_max_length` as `max_length`.)"""
+    """`config` as saved with the model: its length limit as `max_length` (the decoder start token included), as
+    transformers' own seq2seq models save it. generate() lets a caller's `max_new_tokens` replace a saved `max_length`,
+    but a saved `max_new_tokens` would win over a caller's `max_length` (Seq2SeqTrainer's `generation_max_length`,
+    `generate(max_length=...)`) and silently ignore it. (`translate()` and the Space pass `max_length=None` beside
+    their `max_new_tokens`, so that generate() does not warn that both are set.)"""
     saved = copy.deepcopy(config)
-    saved.max_new_tokens, saved.max_length = config.max_length - 1, None
+    if saved.max_new_tokens is not None:
+        saved.max_length, saved.max_new_tokens = saved.max_new_tokens + 1, None
     return saved
 
 

@@ -122,10 +122,21 @@ def test_metrics_hold_greedy_and_beam_scores_and_the_winner_is_the_generation_co
     assert metrics["selected_decoding"] == max(validation, key=lambda decoding: validation[decoding]["bleu"])
     generation = json.loads((finished_run / "generation_config.json").read_text())
     assert generation.get("num_beams", 1) == (2 if metrics["selected_decoding"] == "beam2" else 1)
-    # --max_target_length 10 less the decoder start token, as `max_new_tokens`: a caller's replaces it without a warning
-    assert generation["max_new_tokens"] == 9 and "max_length" not in generation
+    # --max_target_length 10, the decoder start token included, as `max_length` (see the test below)
+    assert generation["max_length"] == 10 and "max_new_tokens" not in generation
     assert generation["decoder_start_token_id"] == 1
     assert metrics["dataset_sizes"] == {"train": NUM_TRAIN, "validation": 6, "test": 6}
+
+
+def test_a_callers_length_limit_replaces_the_saved_one(finished_run):
+    # generate() lets a saved `max_new_tokens` win over a caller's `max_length` (Seq2SeqTrainer's
+    # generation_max_length): the job saves `max_length`, so either kind of limit from the caller holds.
+    model = AutoModelForSeq2SeqLM.from_pretrained(finished_run).eval()
+    source = torch.tensor([[5, 6, 7, 8, model.config.eos_token_id]])
+    never_ends = dict(num_beams=1, eos_token_id=model.config.vocab_size + 1)  # an id no step can produce
+    assert model.generate(source, **never_ends).shape[1] == 10  # --max_target_length 10, decoder start included
+    assert model.generate(source, max_length=4, **never_ends).shape[1] == 4
+    assert model.generate(source, max_new_tokens=3, **never_ends).shape[1] == 4
 
 
 def test_the_saved_model_is_the_checkpoint_with_the_best_validation_bleu(finished_run):
