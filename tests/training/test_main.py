@@ -176,7 +176,7 @@ def test_saved_model_reloads_with_auto_classes_and_translates_as_during_the_run(
     assert translate(sources, model, tokenizer) == [sample["translation"] for sample in metrics["samples"]]
     assert tokenizer.model_max_length == 64  # --max_source_length: where translating cuts a longer source
     caplog.clear()
-    model.generate(**tokenizer(sources, return_tensors="pt", padding=True), max_new_tokens=3)
+    translate(sources, model, tokenizer, max_new_tokens=3)  # the CLI's --max_new_tokens
     assert not caplog.records  # no "Both `max_new_tokens` and `max_length` seem to have been set"
 
 
