@@ -30,9 +30,7 @@ def read_lines(path: str | Path) -> list[str]:
     nowhere else: `str.splitlines()` also splits at \\x0b, \\x0c, \\x1c-\\x1e, \\x85, U+2028 and U+2029, and a sentence
     holding one of them would shift every later line of one file against the other.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"data file not found: {path}")
+    path = existing(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rt", encoding="utf-8") as f:  # universal newlines: CR LF and a lone CR read as LF
