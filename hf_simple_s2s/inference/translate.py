@@ -77,8 +77,8 @@ def translate(
         raise ValueError(f"`batch_size` must be >= 1, got {batch_size}")
     max_length = source_max_length(tokenizer, max_source_length)
     if "max_new_tokens" in generate_kwargs:
-        # The job saves `max_length` (`saved_generation_config`): `max_new_tokens` wins over it, but generate() would
-        # warn on every batch that both are set.
+        # The job saves `max_length` (`training.evaluation.generation_config`): `max_new_tokens` wins over it, but
+        # generate() would warn on every batch that both are set.
         generate_kwargs.setdefault("max_length", None)
     texts = [one_line(valid_text(text)) for text in texts]  # a form feed or U+2028 inside a source is a space
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))

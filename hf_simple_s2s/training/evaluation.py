@@ -1,7 +1,6 @@
 """The job's evaluation: BLEU/chrF while training (greedy) and at the end (greedy against beam search, the winner kept
 as the generation config), and the test samples translated with their attention plotted."""
 
-import copy
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,10 @@ from ..metrics import translation_scores
 
 def generation_config(model, max_length: int, num_beams: int, length_penalty: float = 1.0) -> GenerationConfig:
     # Explicit: Seq2SeqTrainer writes its own defaults (max_length=20) into model.generation_config.
+    # The limit is `max_length` (the decoder start token included), as transformers' seq2seq models save it: a
+    # caller's `max_new_tokens` replaces a saved `max_length`, but a saved `max_new_tokens` would silently win over a
+    # caller's `max_length` (Seq2SeqTrainer's `generation_max_length`). `translate()` and the Space pass
+    # `max_length=None` beside their `max_new_tokens`, so that generate() does not warn that both are set.
     return GenerationConfig(
         max_length=max_length,
         num_beams=num_beams,
@@ -26,18 +29,6 @@ def generation_config(model, max_length: int, num_beams: int, length_penalty: fl
         pad_token_id=model.config.pad_token_id,
         decoder_start_token_id=model.config.decoder_start_token_id,
     )
-
-
-def saved_generation_config(config: GenerationConfig) -> GenerationConfig:
-    """`config` as saved with the model: its length limit as `max_length` (the decoder start token included), as
-    transformers' own seq2seq models save it. generate() lets a caller's `max_new_tokens` replace a saved `max_length`,
-    but a saved `max_new_tokens` would win over a caller's `max_length` (Seq2SeqTrainer's `generation_max_length`,
-    `generate(max_length=...)`) and silently ignore it. (`translate()` and the Space pass `max_length=None` beside
-    their `max_new_tokens`, so that generate() does not warn that both are set.)"""
-    saved = copy.deepcopy(config)
-    if saved.max_new_tokens is not None:
-        saved.max_length, saved.max_new_tokens = saved.max_new_tokens + 1, None
-    return saved
 
 
 def compute_metrics_fn(tokenizer):
@@ -159,6 +150,5 @@ __all__ = [
     "evaluate_decodings",
     "format_table",
     "generation_config",
-    "saved_generation_config",
     "translate_and_plot",
 ]

@@ -55,7 +55,6 @@ from .evaluation import (
     evaluate_decodings,
     format_table,
     generation_config,
-    saved_generation_config,
     translate_and_plot,
 )
 from .locking import OutputDirInUse, OutputDirLock
@@ -295,7 +294,7 @@ def run(job_args: MainJobArguments, training_args, is_main: bool) -> None:
     evaluation, best_generation_config = evaluate_decodings(
         model, tokenizer, {"validation": splits["validation"], "test": splits["test"]}, job_args, training_args
     )
-    model.generation_config = saved_generation_config(best_generation_config)
+    model.generation_config = best_generation_config  # its limit as `max_length` (`generation_config`)
     # model.safetensors, config (auto_map), model code, generation config; crash-safe (the tokenizer is saved already)
     share_pipeline(model, output_dir)  # pipeline(model=folder, trust_remote_code=True) without the package
     save_pretrained_atomically(model, str(output_dir))
