@@ -44,7 +44,7 @@ def write_space(
     if "\n" in requirement or not requirement.strip():
         raise ValueError(f"requirement must be one requirement line, got {requirement!r}")
     examples = read_examples(SHIPPED_EXAMPLES) if examples is None else list(examples)
-    if any("\n" in example for example in examples):
+    if any("\n" in example or "\r" in example for example in examples):  # where `read_examples` splits lines
         raise ValueError("examples must be single lines, got one with a line break")
     title = title or f"SimpleS2S: {model_id}"
     space_dir = Path(space_dir)

@@ -50,6 +50,7 @@ def test_requirement_title_and_examples_can_be_chosen(tmp_path):
         (dict(model_id="simple-s2s"), "model_id must be a Hub name 'owner/name', got 'simple-s2s'"),
         (dict(requirement="a\nb"), "requirement must be one requirement line"),
         (dict(examples=["one\ntwo"]), "examples must be single lines"),
+        (dict(examples=["one\rtwo"]), "examples must be single lines"),  # data.read_lines reads a lone CR as a break
     ],
 )
 def test_bad_arguments_are_refused(tmp_path, kwargs, message):
