@@ -65,6 +65,18 @@ def train_tokenizer_on_pairs(
     return train_tokenizer(texts, **kwargs)
 
 
+def tokenize_pairs(
+    tokenizer, sources: list[str], targets: list[str], max_source_length: int, max_target_length: int, **kwargs
+):
+    """`input_ids`/`attention_mask` of the sources cut at `max_source_length` tokens and `labels` of the targets cut
+    at `max_target_length` (`</s>` included), as transformers' run_translation example tokenizes them. `kwargs`
+    (`padding`, `return_tensors`) go to both calls."""
+    inputs = tokenizer(sources, max_length=max_source_length, truncation=True, **kwargs)
+    labels = tokenizer(text_target=targets, max_length=max_target_length, truncation=True, **kwargs)
+    inputs["labels"] = labels["input_ids"]
+    return inputs
+
+
 def wrap_tokenizer(tokenizer: Tokenizer) -> PreTrainedTokenizerFast:
     # transformers 5 does not read the special tokens back from the `tokenizers` object: name them here.
     return PreTrainedTokenizerFast(

@@ -63,8 +63,13 @@ class JobArguments:
     tokenizer_sample_size: int = field(
         default=100_000, metadata={"help": "--streaming: the tokenizer trains on the first N training pairs"}
     )
-    max_source_length: int = 64
-    max_target_length: int = 64
+    max_source_length: int = field(
+        default=64, metadata={"help": "source tokens kept (`</s>` included) in training, scoring and translating"}
+    )
+    max_target_length: int = field(
+        default=64,
+        metadata={"help": "target tokens kept in the training labels and perplexity; decoding's max_length"},
+    )
     tokenizer_model: Literal[TOKENIZER_MODELS] = "bpe"
     num_beams: int = field(default=5, metadata={"help": "beam width compared with greedy search at the end"})
     length_penalty: float = 1.0

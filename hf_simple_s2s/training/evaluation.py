@@ -11,6 +11,7 @@ from ..inference.alignment import argmax_alignment
 from ..inference.plotting import cross_attention_matrix, plot_attention
 from ..inference.translate import translate
 from ..metrics import translation_scores
+from ..tokenization import tokenize_pairs
 
 
 def generation_config(model, max_length: int, num_beams: int, length_penalty: float = 1.0) -> GenerationConfig:
@@ -46,16 +47,26 @@ def compute_metrics_fn(tokenizer):
 
 
 @torch.no_grad()
-def perplexity(model, tokenizer, sources: list[str], references: list[str], batch_size: int, max_length: int) -> float:
+def perplexity(
+    model,
+    tokenizer,
+    sources: list[str],
+    references: list[str],
+    batch_size: int,
+    max_source_length: int,
+    max_target_length: int,
+) -> float:
     """exp of the mean cross-entropy per reference token (`</s>` included) under teacher forcing, without the label
-    smoothing that the training loss (and so the Trainer's `eval_loss`) carries."""
+    smoothing that the training loss (and so the Trainer's `eval_loss`) carries. Sources and references are cut as
+    the training pairs are."""
     total_loss, total_tokens = 0.0, 0
     for start in range(0, len(sources), batch_size):
-        batch = tokenizer(
+        batch = tokenize_pairs(
+            tokenizer,
             sources[start : start + batch_size],
-            text_target=references[start : start + batch_size],
-            max_length=max_length,
-            truncation=True,
+            references[start : start + batch_size],
+            max_source_length,
+            max_target_length,
             padding=True,
             return_tensors="pt",
         ).to(model.device)
@@ -82,7 +93,13 @@ def evaluate_decodings(model, tokenizer, splits, job_args, training_args) -> tup
         sources = [pair[job_args.source_lang] for pair in split["translation"]]
         references = [pair[job_args.target_lang] for pair in split["translation"]]
         perplexities[split_name] = perplexity(
-            model, tokenizer, sources, references, training_args.per_device_eval_batch_size, job_args.max_source_length
+            model,
+            tokenizer,
+            sources,
+            references,
+            training_args.per_device_eval_batch_size,
+            job_args.max_source_length,
+            job_args.max_target_length,
         )
         for decoding, num_beams in candidates.items():
             config = generation_config(model, job_args.max_target_length, num_beams, job_args.length_penalty)

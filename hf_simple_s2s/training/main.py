@@ -33,7 +33,7 @@ from ..inference.pipeline import share_pipeline
 from ..metrics import bleu_signature
 from ..model_card import write_model_card
 from ..models.simple_s2s import SimpleS2SConfig, SimpleS2SForConditionalGeneration
-from ..tokenization import train_tokenizer_on_pairs
+from ..tokenization import tokenize_pairs, train_tokenizer_on_pairs
 from .arguments import (
     CONFIG_FIELDS,
     MainJobArguments,
@@ -91,12 +91,9 @@ def tokenize_splits(splits: dict[str, Dataset], tokenizer, job_args: MainJobArgu
     src, tgt = job_args.source_lang, job_args.target_lang
 
     def preprocess(batch):
-        return tokenizer(
-            [p[src] for p in batch["translation"]],
-            text_target=[p[tgt] for p in batch["translation"]],
-            max_length=job_args.max_source_length,
-            truncation=True,
-        )
+        sources = [pair[src] for pair in batch["translation"]]
+        targets = [pair[tgt] for pair in batch["translation"]]
+        return tokenize_pairs(tokenizer, sources, targets, job_args.max_source_length, job_args.max_target_length)
 
     return {
         name: splits[name].map(preprocess, batched=True, remove_columns=["translation"])

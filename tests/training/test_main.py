@@ -9,6 +9,7 @@ from pathlib import Path
 import huggingface_hub.hf_api
 import pytest
 import torch
+from conftest import make_tokenizer
 from datasets import Dataset
 from hub_utils import REPO_ROOT, RecordingHfApi, recording_hub
 from huggingface_hub import ModelCard
@@ -22,7 +23,7 @@ from hf_simple_s2s.inference.translate import translate
 from hf_simple_s2s.training.arguments import MODEL_FIELDS, parse_arguments
 from hf_simple_s2s.training.callbacks import StopAfterTime
 from hf_simple_s2s.training.checkpoints import HUB_IGNORE_PATTERNS
-from hf_simple_s2s.training.main import build_model, main, too_short_warning
+from hf_simple_s2s.training.main import build_model, main, tokenize_splits, too_short_warning
 
 
 @pytest.fixture(scope="module")
@@ -253,6 +254,21 @@ def run_expecting_error(argv, capsys) -> str:
     error = capsys.readouterr().err
     assert error.startswith("simple-s2s-train: error: ") and error.count("\n") == 1, error
     return error
+
+
+def test_training_pairs_cut_sources_and_targets_each_at_their_own_length():
+    tokenizer = make_tokenizer("words")
+    source, target = "w5 w6 w7 w8 w9 w10", "w11 w12 w13 w14 w15 w16 w17 w18"
+    pair = {"translation": [{"de": source, "en": target}]}
+    splits = {name: Dataset.from_dict(pair) for name in ("train", "validation")}
+    for source_length, target_length in ((3, 9), (9, 3)):
+        job_args, _ = parse_arguments([f"--max_source_length={source_length}", f"--max_target_length={target_length}"])
+        for split in tokenize_splits(splits, tokenizer, job_args).values():
+            # Each side keeps as many words as fit beside its `</s>`.
+            assert split[0]["input_ids"] == tokenizer(" ".join(source.split()[: source_length - 1]))["input_ids"]
+            assert (
+                split[0]["labels"] == tokenizer(text_target=" ".join(target.split()[: target_length - 1]))["input_ids"]
+            )
 
 
 def test_unknown_preset_argument_and_file_key_get_one_line_errors(tmp_path, capsys):
